@@ -1,0 +1,67 @@
+"""Deployment settings: one pydantic-settings object, read from the environment at the edge.
+
+Every limit the service enforces is a field here with a sane default. Built once by the
+entry point (`Settings()`), then passed down; no module holds a global instance.
+Environment variables carry the `SWINTORMER_` prefix, e.g. `SWINTORMER_REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set, for the gateway and the workers alike."""
+
+    model_config = SettingsConfigDict(env_prefix="SWINTORMER_", extra="forbid", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL; unset: `swintormer serve` starts an embedded server",
+    )
+    queue_name: str = Field(default="deblur", description="RQ queue the workers listen on")
+
+    host: str = Field(default="127.0.0.1", description="gateway bind address")
+    port: int = Field(default=8000, ge=1, le=65535, description="gateway port")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="accepted API keys (JSON list); empty: no auth"
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="CORS origins; empty: off")
+
+    max_upload_bytes: int = Field(default=64 * MiB, gt=0, description="request body limit")
+    max_pixels: int = Field(default=50_000_000, gt=0, description="decoded pixel-count limit")
+    max_queue_depth: int = Field(default=200, gt=0, description="queued jobs before 429")
+
+    job_timeout_s: int = Field(default=600, gt=0, description="RQ job_timeout per job")
+    queued_ttl_s: int = Field(default=3600, gt=0, description="how long a job may wait queued")
+    result_ttl_s: int = Field(default=3600, gt=0, description="how long results are kept")
+    failure_ttl_s: int = Field(default=86400, gt=0, description="how long failures are kept")
+    job_retries: int = Field(default=2, ge=0, description="RQ Retry count (killed worker, OOM)")
+
+    checkpoint: Path | None = Field(
+        default=None, description="model checkpoint; unset: the shipped default weights"
+    )
+    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="inference precision on GPU (CPU always runs fp32)"
+    )
+    tile_px: int = Field(default=256, gt=0, description="tile edge in pixels")
+    tile_overlap_px: int = Field(default=32, ge=0, description="tile overlap in pixels")
+    tile_batch: int = Field(default=4, gt=0, description="tiles per forward pass")
+    worker_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="worker /metrics port; 0 disables it"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("tile_overlap_px")
+    @classmethod
+    def _overlap_even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("tile_overlap_px must be even")
+        return value

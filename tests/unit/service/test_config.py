@@ -1,0 +1,42 @@
+"""Settings: defaults are sane, the environment overrides them, bad values are refused."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.config import Settings
+
+
+def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("SWINTORMER_"):
+            monkeypatch.delenv(name)
+    settings = Settings()
+    assert settings.redis_url is None
+    assert settings.max_upload_bytes > 0
+    assert settings.api_keys == []
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWINTORMER_REDIS_URL", "redis://example:6379/1")
+    monkeypatch.setenv("SWINTORMER_API_KEYS", '["a", "b"]')
+    monkeypatch.setenv("SWINTORMER_TILE_PX", "512")
+    settings = Settings()
+    assert settings.redis_url == "redis://example:6379/1"
+    assert [key.get_secret_value() for key in settings.api_keys] == ["a", "b"]
+    assert settings.tile_px == 512
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SWINTORMER_PORT", "0"),
+        ("SWINTORMER_TILE_OVERLAP_PX", "7"),
+        ("SWINTORMER_PRECISION", "int8"),
+    ],
+)
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()

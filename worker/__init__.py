@@ -1,0 +1,1 @@
+"""GPU workers: an RQ `SimpleWorker` that holds a warm model and runs tiled inference."""
