@@ -7,8 +7,10 @@
    runs interleaved, medians; the ratio is measured in the same run. Also ms per megapixel of
    the other presets.
 2. Peak memory: each measurement runs in a fresh subprocess and reports the growth of its
-   resident set (ru_maxrss after the forward minus the RSS just before it), so the numbers
-   include everything torch allocates, not just Python objects.
+   resident set during the forward (peak RSS minus the RSS just before it), so the numbers
+   include everything torch allocates, not just Python objects. The peak is /proc's VmHWM,
+   reset through /proc/self/clear_refs just before the forward: `ru_maxrss` would not do,
+   Linux carries the parent's high-water mark into a child across fork and exec.
 3. Tiled versus whole-image memory from 0.25 to 16 MP (`--sweep-preset`, default `tiny` so it
    finishes in minutes): tiled growth stays flat apart from the output image itself, while
    whole-image growth is proportional to the pixels.
@@ -22,7 +24,6 @@ import argparse
 import gc
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
@@ -77,8 +78,19 @@ def speed_table(repeats: int) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     ours, baseline = _networks("paper")
-    image = torch.rand(1, 6, 256, 256, generator=torch.Generator().manual_seed(1))
-    megapixels = 256 * 256 / 1e6
+    for batch in (1, 4):  # one image, and one batch of four 256 px tiles (tiled inference)
+        rows += _comparison_rows(ours, baseline, batch, repeats)
+    for name in ("base", "lite"):
+        rows.append(_preset_row(name, repeats, 256 * 256 / 1e6))
+    return rows
+
+
+def _comparison_rows(
+    ours: Swintormer, baseline: ReleasedStyleSwintormer, batch: int, repeats: int
+) -> list[str]:
+    """Ours vs released-style on the same (batch, 6, 256, 256) input, runs interleaved."""
+    image = torch.rand(batch, 6, 256, 256, generator=torch.Generator().manual_seed(1))
+    megapixels = batch * 256 * 256 / 1e6
     with torch.inference_mode():
         difference = (ours(image) - baseline(image)).abs().max().item()  # also the warm-up
         samples: dict[str, list[tuple[float, float]]] = {"ours": [], "released-style": []}
@@ -87,15 +99,12 @@ def speed_table(repeats: int) -> list[str]:
             samples["released-style"].append(_seconds(lambda: baseline(image)))
     medians = {path: _medians(values) for path, values in samples.items()}
     reference_wall, reference_cpu = medians["released-style"]
-    for path, (wall, cpu) in medians.items():
-        rows.append(
-            f"| paper | 1x6x256x256 | {path} | {wall * 1e3:.0f} | {cpu * 1e3:.0f} | "
-            f"{cpu * 1e3 / megapixels:.0f} | {reference_cpu / cpu:.2f}x | "
-            f"{reference_wall / wall:.2f}x | {difference:.1e} |"
-        )
-    for name in ("base", "lite"):
-        rows.append(_preset_row(name, repeats, megapixels))
-    return rows
+    return [
+        f"| paper | {batch}x6x256x256 | {path} | {wall * 1e3:.0f} | {cpu * 1e3:.0f} | "
+        f"{cpu * 1e3 / megapixels:.0f} | {reference_cpu / cpu:.2f}x | "
+        f"{reference_wall / wall:.2f}x | {difference:.1e} |"
+        for path, (wall, cpu) in medians.items()
+    ]
 
 
 def _preset_row(name: str, repeats: int, megapixels: float) -> str:
@@ -111,11 +120,13 @@ def _preset_row(name: str, repeats: int, megapixels: float) -> str:
     )
 
 
-def _rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure_child(mode: str, name: str, side: int, threads: int) -> dict[str, float]:
@@ -130,7 +141,9 @@ def measure_child(mode: str, name: str, side: int, threads: int) -> dict[str, fl
         torch.manual_seed(0)
         network = Swintormer(config).eval()
     gc.collect()
-    before = _rss_mb()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current RSS
+    before = _status_mb("VmRSS")
     start = time.perf_counter()
     with torch.inference_mode():
         if mode == "tiled":
@@ -138,8 +151,7 @@ def measure_child(mode: str, name: str, side: int, threads: int) -> dict[str, fl
         else:
             network(image)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-    return {"growth_mb": peak - before, "seconds": seconds}
+    return {"growth_mb": _status_mb("VmHWM") - before, "seconds": seconds}
 
 
 def _measure(mode: str, name: str, side: int, threads: int) -> dict[str, float] | None:

@@ -21,6 +21,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 CPB_HIDDEN = 512  # width of the continuous position bias MLP (Swin-V2)
@@ -29,7 +30,7 @@ MASK_VALUE = -100.0  # additive mask between tokens from different regions of a 
 NORM_EPS = 1e-12  # F.normalize's floor on the norm
 # On the CPU, attention and feed-forward run on chunks of about this many tokens: their
 # intermediates then stay in cache and below glibc's 32 MB mmap threshold (a fresh mmap per
-# call costs page faults); 2x faster FFNs for 4 tiles of 256 px (bench/model_speed.py).
+# call costs page faults); see the 4-tile batch in bench/model_speed.py.
 CPU_CHUNK_TOKENS = 2048
 
 FiLM = tuple[Tensor, Tensor]  # (gamma, beta), each (B, H, W, C) or broadcastable to it
@@ -240,10 +241,14 @@ class MixedAttention(nn.Module):
         # per-window depthwise conv: zero padding at every window border, as released
         qkv = qkv.view(n, self.window, self.window, 3 * C).permute(0, 3, 1, 2)  # channels-last
         qkv = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(n, N, 3 * C)
-        q_s, k_s, v_s, q_c, k_c, v_c = qkv.split(C // 2, dim=-1)  # each (n, N, C/2)
-        spatial = self._spatial(q_s, k_s, v_s, bias, first, grid)
-        channel = self._channel(q_c, k_c, v_c)
-        return self.project_out(torch.cat([spatial, channel], dim=-1))
+        half = C // 2  # channels: q, k, v of the spatial branch, then of the channel branch
+        spatial = self._spatial(qkv[..., :C], qkv[..., C : 3 * half], bias, first, grid)
+        channel = self._channel(qkv[..., 3 * half : 5 * half], qkv[..., 5 * half :])
+        # project_out(cat[spatial, channel]) as two GEMMs into one output: no concatenation
+        weight = self.project_out.weight  # (C, C)
+        out = F.linear(spatial, weight[:, :half], self.project_out.bias)  # (n, N, C)
+        out.view(n * N, C).addmm_(channel.reshape(n * N, half), weight[:, half:].t())
+        return out
 
     def _heads(self, x: Tensor) -> Tensor:
         """(B*nW, N, C/2) -> (B*nW, heads, N, d); channels split as (head, d)."""
@@ -256,15 +261,30 @@ class MixedAttention(nn.Module):
         return x.transpose(1, 2).reshape(Bn, N, heads * d)
 
     def _spatial(
-        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, first: int, grid: tuple[int, int]
+        self, qk: Tensor, v: Tensor, bias: Tensor, first: int, grid: tuple[int, int]
     ) -> Tensor:
-        """Cosine attention over the pixels of each window: (n, N, C/2) x3 -> same."""
-        scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()  # (heads, 1, 1)
-        q, k = self._heads(q), self._heads(k)  # (n, heads, N, d)
-        # cosine similarity with the temperature folded into q's normalisation: one pass each
-        q = q * (scale / _norm(q, dim=-1))
-        k = k / _norm(k, dim=-1)
-        if self.heads == 1:  # the bias add fused into the batched GEMM
+        """Cosine attention over the pixels of each window.
+
+        Args:
+            qk: (n, N, C) = q and k, C/2 channels each.
+            v: (n, N, C/2).
+            bias: (heads, N, N) position bias.
+            first: index of the first of these windows in the (B, rows, cols) grid.
+            grid: (rows, cols).
+
+        Returns:
+            (n, N, C/2).
+        """
+        n, N, C = qk.shape
+        heads = self.heads
+        qk = qk.view(n, N, 2 * heads, C // (2 * heads))  # (n, N, [q heads, k heads], d)
+        # unit rows, with the temperature folded into q's scale: one pass over q and k
+        scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp().view(1, 1, heads, 1)
+        factors = torch.cat([scale, torch.ones_like(scale)], dim=2) / _norm(qk, dim=-1)
+        qk = qk * factors
+        q = qk[:, :, :heads].transpose(1, 2)  # (n, heads, N, d)
+        k = qk[:, :, heads:].transpose(1, 2)
+        if heads == 1:  # the bias add fused into the batched GEMM
             logits = torch.baddbmm(bias, q.squeeze(1), k.squeeze(1).transpose(-2, -1))
             logits = logits.unsqueeze(1)  # (n, 1, N, N)
         else:
@@ -272,17 +292,25 @@ class MixedAttention(nn.Module):
             logits += bias
         if self.shift:
             masks = shift_masks(self.window, self.shift, logits.device, logits.dtype)
-            for windows, kind in masked_windows(first, logits.shape[0], *grid):
+            for windows, kind in masked_windows(first, n, *grid):
                 logits[windows] += masks[kind]
         return self._merge_heads(attend_softmax_one(logits, self._heads(v)))
 
-    def _channel(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Transposed (channel) attention inside each window: (B*nW, N, C/2) x3 -> same."""
-        q, k = self._heads(q), self._heads(k)  # (B*nW, heads, N, d)
+    def _channel(self, qk: Tensor, v: Tensor) -> Tensor:
+        """Transposed (channel) attention inside each window: qk (n, N, C), v (n, N, C/2).
+
+        Returns:
+            (n, N, C/2).
+        """
+        n, _, C = qk.shape
+        heads, d = self.heads, C // (2 * self.heads)
         # cosine similarity over tokens: scale the small (d, d) product, not q and k
-        norms = _norm(q, dim=-2).transpose(-2, -1) * _norm(k, dim=-2)  # (B*nW, heads, d, d)
-        logits = (q.transpose(-2, -1) @ k) / norms
-        out = attend_softmax_one(logits, self._heads(v).transpose(-2, -1))  # (.., d, N)
+        norms = _norm(qk, dim=1)  # (n, 1, C)
+        q_norm = norms[..., : C // 2].reshape(n, heads, d, 1)
+        k_norm = norms[..., C // 2 :].reshape(n, heads, 1, d)
+        q, k = self._heads(qk[..., : C // 2]), self._heads(qk[..., C // 2 :])  # (n, h, N, d)
+        logits = (q.transpose(-2, -1) @ k) / (q_norm * k_norm)  # (n, heads, d, d)
+        out = attend_softmax_one(logits, self._heads(v).transpose(-2, -1))  # (n, heads, d, N)
         return self._merge_heads(out.transpose(-2, -1))
 
 

@@ -24,8 +24,20 @@ from torch.utils.flop_counter import FlopCounterMode
 from model.config import SwintormerConfig
 from model.swintormer import Swintormer
 
-_CONV_LINEAR = (torch.ops.aten.convolution, torch.ops.aten.mm, torch.ops.aten.addmm)
+_CONV_LINEAR = (
+    torch.ops.aten.convolution,
+    torch.ops.aten.mm,
+    torch.ops.aten.addmm,
+    torch.ops.aten.addmm_,  # project_out's second half accumulates in place; not in torch's table
+)
 THOP_OPS_PER_LAYERNORM_ELEMENT = 4  # thop: 2 per element for normalising, x2 with an affine
+
+
+def _addmm_flops(
+    self_shape: tuple[int, ...], a_shape: tuple[int, ...], b_shape: tuple[int, ...], **_: object
+) -> int:
+    """FLOPs of (M, K) @ (K, N) accumulated into self: 2 M K N."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,8 @@ def profile_network(config: SwintormerConfig, height: int, width: int) -> Networ
         for module in network.modules()
         if isinstance(module, nn.LayerNorm)
     ]
-    with FlopCounterMode(display=False) as counter:
+    in_place = {torch.ops.aten.addmm_: _addmm_flops}
+    with FlopCounterMode(display=False, custom_mapping=in_place) as counter:
         network(image)
     for hook in hooks:
         hook.remove()

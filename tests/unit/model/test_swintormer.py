@@ -44,27 +44,33 @@ def test_golden_output_with_gradients_on_and_in_train_mode(golden: dict[str, np.
     assert (restored - torch.from_numpy(golden["output"])).abs().max().item() <= 1e-5
 
 
-def test_paper_preset_has_the_released_parameter_count() -> None:
+@pytest.fixture(scope="module")
+def paper_on_meta() -> Swintormer:
+    """The `paper` network without memory or init cost."""
     with torch.device("meta"):
-        network = Swintormer(preset("paper"))
-    assert sum(p.numel() for p in network.parameters()) == RELEASED_PARAMETERS
+        return Swintormer(preset("paper"))
 
 
-def test_every_released_key_maps_to_a_parameter_of_the_same_size(reference_dir: Path) -> None:
+def test_paper_preset_has_the_released_parameter_count(paper_on_meta: Swintormer) -> None:
+    assert sum(p.numel() for p in paper_on_meta.parameters()) == RELEASED_PARAMETERS
+
+
+def test_every_released_key_maps_to_a_parameter_of_the_same_size(
+    reference_dir: Path, paper_on_meta: Swintormer
+) -> None:
     released = json.loads((reference_dir / "released_state_dict_shapes.json").read_text())
     shapes = released["state_dict_shapes"]
     assert len(shapes) == RELEASED_KEYS
     assert released["num_parameters"] == RELEASED_PARAMETERS
     state = {name: torch.empty(shape, device="meta") for name, shape in shapes.items()}
     mapped = map_released_state_dict(state)
-    with torch.device("meta"):
-        ours = Swintormer(preset("paper")).state_dict()
+    ours = paper_on_meta.state_dict()
     assert len(mapped) == RELEASED_KEYS
     assert set(mapped) == set(ours)
     assert {k: v.shape for k, v in mapped.items()} == {k: v.shape for k, v in ours.items()}
 
 
-@pytest.mark.parametrize(("height", "width"), [(37, 53), (64, 64), (65, 130), (1, 1), (3, 7)])
+@pytest.mark.parametrize(("height", "width"), [(37, 53), (64, 64), (1, 1), (3, 7)])
 def test_any_size_including_smaller_than_one_window(
     tiny_config: SwintormerConfig, height: int, width: int
 ) -> None:
@@ -144,6 +150,8 @@ def test_film_hook_starts_as_identity_and_then_conditions(tiny_config: Swintorme
     blurry = torch.rand(1, 3, 50, 70)
     grid = conditioned.latent_grid(50, 70)
     assert grid == (4, 8)  # padded to 64 x 128 (tiny's multiple is 64), / 16
+    blurry = blurry[..., :30, :30]  # a smaller image for the numerics: padded to 64 x 64
+    grid = conditioned.latent_grid(30, 30)
     z = torch.randn(1, 4, *grid)
     with torch.no_grad():
         torch.testing.assert_close(conditioned(blurry, z), plain(blurry), atol=1e-6, rtol=0)
@@ -152,7 +160,7 @@ def test_film_hook_starts_as_identity_and_then_conditions(tiny_config: Swintorme
             if name.startswith("film."):
                 param.normal_(std=1.0)
         assert (conditioned(blurry, z) - plain(blurry)).abs().max() > 1e-4
-    with pytest.raises(ValueError, match=r"expected cond of shape \(1, 4, 4, 8\)"):
+    with pytest.raises(ValueError, match=r"expected cond of shape \(1, 4, 4, 4\)"):
         conditioned(blurry, torch.randn(1, 4, 3, 3))
     with pytest.raises(ValueError, match="no conditioning hook"):
         plain(blurry, z)
