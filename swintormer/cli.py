@@ -45,6 +45,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "import a checkpoint of the released code (.pth) to safetensors",
         "model.convert_cli",
     ),
+    Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
 )
 
 
