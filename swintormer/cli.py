@@ -44,6 +44,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "eval", "score a checkpoint beside classical baselines (PSNR/SSIM)", "model.eval_cli"
     ),
+    Subcommand(
+        "convert",
+        "import a checkpoint of the released code (.pth) to safetensors",
+        "model.convert_cli",
+    ),
 )
 
 
