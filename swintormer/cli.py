@@ -40,6 +40,10 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
+    Subcommand("data", "prepare training photos from Debian packages (cached)", "model.data_cli"),
+    Subcommand(
+        "eval", "score a checkpoint beside classical baselines (PSNR/SSIM)", "model.eval_cli"
+    ),
     Subcommand(
         "convert",
         "import a checkpoint of the released code (.pth) to safetensors",
