@@ -9,12 +9,15 @@ from __future__ import annotations
 import redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Scope
 
 from service.body_limit import BodyLimitMiddleware
 from service.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import make_queue
+from service.metrics import GatewayMetrics, RequestMetricsMiddleware
 from service.routes import deblur, health, jobs
+from service.routes import metrics as metrics_route
 from service.uploads import configure_pillow
 from swintormer import __version__
 
@@ -43,7 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.redis = connect_redis(settings, settings.redis_url)
     app.state.queue = make_queue(app.state.redis, settings)
     install_error_handlers(app, settings.retry_after_s)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    metrics = GatewayMetrics(app.state.queue)
+    app.state.metrics = metrics
+
+    def count_refused_upload(scope: Scope) -> None:
+        if scope.get("path") == "/deblur":
+            metrics.submissions.labels("too_large").inc()
+
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, on_refused=count_refused_upload
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -55,4 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(deblur.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    # added last: outermost, so it times every response, refusals included
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

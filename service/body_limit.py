@@ -8,6 +8,8 @@ passes the limit by raising a 413 that the exception handlers turn into JSON.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,9 +20,16 @@ from service.errors import ErrorCode, error_response
 class BodyLimitMiddleware:
     """Refuse request bodies over `max_bytes` with 413 `payload_too_large`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, on_refused: Callable[[Scope], None] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_refused = on_refused
+
+    def _refused(self, scope: Scope) -> None:
+        if self.on_refused is not None:
+            self.on_refused(scope)
 
     def _message(self) -> str:
         return f"request body is over the limit of {self.max_bytes} bytes"
@@ -31,6 +40,7 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            self._refused(scope)
             response = error_response(ErrorCode.PAYLOAD_TOO_LARGE, self._message())
             await response(scope, receive, send)
             return
@@ -42,6 +52,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    self._refused(scope)
                     # an HTTPException, as FastAPI re-raises those from body parsing
                     raise HTTPException(413, detail=self._message())
             return message

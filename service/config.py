@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     tile_px: int = Field(default=256, gt=0, description="tile edge in pixels")
     tile_overlap_px: int = Field(default=32, ge=0, description="tile overlap in pixels")
     tile_batch: int = Field(default=4, gt=0, description="tiles per forward pass")
+    png_compress_level: int = Field(
+        default=1, ge=0, le=9, description="zlib level of PNG results (1: ~2x faster than 6)"
+    )
     max_tile_px: int = Field(default=2048, gt=0, description="largest tile a client may ask for")
     max_prior_steps: int = Field(
         default=200, ge=0, description="most diffusion-prior steps a client may ask for"

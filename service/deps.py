@@ -12,6 +12,7 @@ from rq import Queue
 
 from service.config import Settings
 from service.errors import ApiError, ErrorCode
+from service.metrics import GatewayMetrics
 from service.storage import Storage
 
 
@@ -30,6 +31,11 @@ def get_queue(request: Request) -> Queue:
     return queue
 
 
+def get_metrics(request: Request) -> GatewayMetrics:
+    metrics: GatewayMetrics = request.app.state.metrics
+    return metrics
+
+
 def get_storage(request: Request) -> Storage:
     return Storage(get_redis(request))
 
@@ -38,6 +44,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
+MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="required when the server has API keys set"

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from rq import Queue
 
-from service.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
+from service.config import Settings
+from service.deps import ApiKeyDep, MetricsDep, QueueDep, SettingsDep, StorageDep
 from service.errors import ApiError, ErrorCode, error_responses
 from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
 from service.schemas import DeblurOptions, JobAccepted, JobPayload, JobStatus
-from service.storage import IdempotencyRecord
+from service.storage import IdempotencyRecord, Storage
 from service.uploads import UploadError, inspect_upload, safe_stem
 
 router = APIRouter(tags=["deblur"], dependencies=[ApiKeyDep])
@@ -55,6 +57,7 @@ def _fingerprint(data: bytes, options: DeblurOptions) -> str:
 def submit(
     response: Response,
     settings: SettingsDep,
+    metrics: MetricsDep,
     queue: QueueDep,
     storage: StorageDep,
     file: Annotated[UploadFile, File(description="PNG, JPEG or WebP image")],
@@ -65,6 +68,39 @@ def submit(
     ] = None,
 ) -> JobAccepted:
     """Queue one image. The body is multipart: `file` plus the option fields."""
+    data = file.file.read()
+    metrics.upload_size.observe(len(data))
+    try:
+        accepted, is_new = _submit(
+            response, settings, queue, storage, data, file.filename, options, idempotency_key
+        )
+    except ApiError as error:
+        metrics.submissions.labels(_OUTCOMES.get(error.code, "invalid")).inc()
+        raise
+    metrics.submissions.labels("accepted" if is_new else "duplicate").inc()
+    return accepted
+
+
+_OUTCOMES = {
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "unsupported",
+    ErrorCode.UNSUPPORTED_BIT_DEPTH: "unsupported",
+    ErrorCode.TOO_MANY_PIXELS: "too_large",
+    ErrorCode.PAYLOAD_TOO_LARGE: "too_large",
+    ErrorCode.QUEUE_FULL: "queue_full",
+}
+
+
+def _submit(
+    response: Response,
+    settings: Settings,
+    queue: Queue,
+    storage: Storage,
+    data: bytes,
+    filename: str | None,
+    options: DeblurOptions,
+    idempotency_key: str | None,
+) -> tuple[JobAccepted, bool]:
+    """Validate, deduplicate, enqueue; return the 202 body and whether the job is new."""
     if options.tile_px is not None and options.tile_px > settings.max_tile_px:
         raise ApiError(
             ErrorCode.INVALID_OPTIONS, f"tile_px: at most {settings.max_tile_px} on this server"
@@ -79,7 +115,6 @@ def submit(
             ErrorCode.INVALID_OPTIONS,
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters",
         )
-    data = file.file.read()
     try:
         info = inspect_upload(data, settings.max_pixels)
     except UploadError as error:
@@ -95,7 +130,7 @@ def submit(
                     ErrorCode.IDEMPOTENCY_KEY_MISMATCH,
                     "this Idempotency-Key was used for a different request",
                 )
-            return _accepted(response, queue, storage, settings, existing.job_id)
+            return _accepted(response, queue, storage, settings, existing.job_id), False
     if queue.count >= settings.max_queue_depth:
         if idempotency_key is not None:
             storage.release_idempotency_key(idempotency_key)
@@ -106,17 +141,17 @@ def submit(
         )
     payload = JobPayload(
         options=options,
-        filename=safe_stem(file.filename),
+        filename=safe_stem(filename),
         width=info.width,
         height=info.height,
         mode=info.mode,
     )
     enqueue(queue, storage, settings, job_id, payload, data)
-    return _accepted(response, queue, storage, settings, job_id)
+    return _accepted(response, queue, storage, settings, job_id), True
 
 
 def _accepted(
-    response: Response, queue: QueueDep, storage: StorageDep, settings: SettingsDep, job_id: str
+    response: Response, queue: Queue, storage: Storage, settings: Settings, job_id: str
 ) -> JobAccepted:
     job = fetch_job(queue, job_id)
     if job is None:
