@@ -40,6 +40,16 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
+    Subcommand(
+        "serve",
+        "run the service: embedded Redis (unless configured), N workers and the gateway",
+        "service.serve_cli",
+    ),
+    Subcommand(
+        "submit",
+        "deblur one image through a running service (upload, wait, download)",
+        "service.submit_cli",
+    ),
 )
 
 
