@@ -50,6 +50,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "deblur one image through a running service (upload, wait, download)",
         "service.submit_cli",
     ),
+    Subcommand(
+        "convert",
+        "import a checkpoint of the released code (.pth) to safetensors",
+        "model.convert_cli",
+    ),
 )
 
 
