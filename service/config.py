@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32", description="inference precision on GPU (CPU always runs fp32)"
     )
+    cpu_threads: int = Field(
+        default=0,
+        ge=0,
+        description="torch threads per worker on CPU; 0: PyTorch's default (all cores)",
+    )
     tile_px: int = Field(default=256, gt=0, description="tile edge in pixels")
     tile_overlap_px: int = Field(default=32, ge=0, description="tile overlap in pixels")
     tile_batch: int = Field(default=4, gt=0, description="tiles per forward pass")

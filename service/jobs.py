@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
 from rq.registry import StartedJobRegistry
@@ -99,7 +99,7 @@ def public_status(job: Job, storage: Storage) -> JobStatus:
     """The API status of an existing RQ job."""
     try:
         status = _RQ_TO_PUBLIC.get(job.get_status(refresh=False), JobStatus.QUEUED)
-    except Exception:  # the hash vanished between fetch and read
+    except InvalidJobOperation:  # the hash vanished between fetch and read
         return JobStatus.EXPIRED
     if status is JobStatus.FAILED and storage.is_cancel_requested(job.id):
         return JobStatus.CANCELED

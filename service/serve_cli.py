@@ -1,11 +1,12 @@
 """`swintormer serve`: the whole service on one machine, in one command.
 
 With no `SWINTORMER_REDIS_URL` it starts an embedded Redis-compatible server; then N worker
-processes (`python -m worker`, each loading the model once) and the gateway (uvicorn) in
-this process. Ctrl-C or SIGTERM stops the gateway, asks every worker for a warm shutdown
-(SIGTERM: the current job finishes), waits for them, then stops Redis: nothing is left
-running. If a worker exits on its own (say, no checkpoint), everything stops and the exit
-status is 1; the worker's own message says why.
+processes (`python -m worker`, each loading the model once; 0: the gateway alone, for
+deployments that run workers elsewhere) and the gateway (uvicorn) in this process. Ctrl-C
+or SIGTERM stops the gateway, asks every worker for a warm shutdown (SIGTERM: the current
+job finishes), waits for them, then stops Redis: nothing is left running. If a worker
+exits on its own (say, no checkpoint), everything stops and the exit status is 1; the
+worker's own message says why.
 
 This module never imports torch: the model lives in the worker processes.
 """
@@ -39,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="bind address (default: SWINTORMER_HOST)")
     parser.add_argument("--port", type=int, default=None, help="port (default: SWINTORMER_PORT)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes, one per GPU (default 1)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, one per GPU (default 1; 0: the gateway alone)",
     )
 
 
@@ -105,8 +109,8 @@ def _watch_workers(workers: WorkerGroup, server: uvicorn.Server, failed: threadi
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        print("swintormer serve: --workers must be at least 1", file=sys.stderr)
+    if args.workers < 0:
+        print("swintormer serve: --workers must be 0 or more", file=sys.stderr)
         return 2
     base = Settings()
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}

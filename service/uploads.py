@@ -28,7 +28,9 @@ from service.errors import ErrorCode
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 # Pillow modes the worker knows how to restore and re-encode.
-SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I"})
+# 16-bit grayscale as Pillow opens it, depending on version and byte order
+GRAY16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
+SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK"}) | GRAY16_MODES
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types 2 (RGB), 4 (gray + alpha), 6 (RGBA): Pillow reduces these to 8 bits at 16.
 _PNG_COLOUR_TYPES_TRUNCATED_AT_16 = {2: "RGB", 4: "grayscale+alpha", 6: "RGBA"}

@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from service.schemas import OutputFormat
+from service.uploads import GRAY16_MODES
 
 _PIL_FORMAT = {OutputFormat.PNG: "PNG", OutputFormat.JPEG: "JPEG", OutputFormat.WEBP: "WEBP"}
 
@@ -36,17 +37,13 @@ class DecodedImage:
     mode: str  # the upload's Pillow mode
     icc_profile: bytes | None
 
-    @property
-    def is_16bit(self) -> bool:
-        return self.mode in ("I;16", "I;16B", "I;16L", "I")
-
 
 def decode(image: Image.Image) -> DecodedImage:
     """Split a loaded Pillow image (see `service.uploads.open_upload`) for restoration."""
     mode = image.mode
     icc = image.info.get("icc_profile") or None
     alpha: np.ndarray | None = None
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
+    if mode in GRAY16_MODES:
         gray = np.asarray(image, dtype=np.float32) / 65535.0  # (H, W)
         rgb = np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
         return DecodedImage(rgb, None, mode, icc)
@@ -62,7 +59,7 @@ def decode(image: Image.Image) -> DecodedImage:
 
 def output_mode(input_mode: str, output_format: OutputFormat) -> str:
     """The Pillow mode of the result for an input mode and output format."""
-    if input_mode in ("I;16", "I;16B", "I;16L", "I"):
+    if input_mode in GRAY16_MODES:
         return "I;16" if output_format is OutputFormat.PNG else "L"
     if input_mode in ("1", "L"):
         return "L"

@@ -18,11 +18,19 @@ from typing import Any
 from rq.job import Job
 from rq.worker import SimpleWorker
 
+# An idle worker refreshes its registration this often (RQ: every worker_ttl - 15 s), so a
+# killed idle worker leaves /readyz and the worker gauges within a minute (RQ's default: 7).
+WORKER_TTL_S = 60
+
 
 class DeblurWorker(SimpleWorker):
     """A SimpleWorker with a configurable grace before a silent job counts as abandoned."""
 
     abandoned_grace_s = 60
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_ttl", WORKER_TTL_S)
+        super().__init__(*args, **kwargs)
 
     def get_heartbeat_ttl(self, job: Job, *args: Any, **kwargs: Any) -> int:
         if job.timeout == -1:

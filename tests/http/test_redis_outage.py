@@ -27,7 +27,11 @@ def test_gateway_answers_503_while_redis_is_down_and_recovers() -> None:
             assert client.get(f"/jobs/{'0' * 32}").status_code == 503
             assert client.get("/readyz").status_code == 503
             assert client.get("/healthz").status_code == 200
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200
+            assert "swintormer_redis_up 0.0" in metrics.text
             server.start()  # same port
             assert client.post("/deblur", files=upload).status_code == 202
+            assert "swintormer_redis_up 1.0" in client.get("/metrics").text
     finally:
         server.stop()
