@@ -45,6 +45,16 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "eval", "score a checkpoint beside classical baselines (PSNR/SSIM)", "model.eval_cli"
     ),
     Subcommand(
+        "serve",
+        "run the service: embedded Redis (unless configured), N workers and the gateway",
+        "service.serve_cli",
+    ),
+    Subcommand(
+        "submit",
+        "deblur one image through a running service (upload, wait, download)",
+        "service.submit_cli",
+    ),
+    Subcommand(
         "convert",
         "import a checkpoint of the released code (.pth) to safetensors",
         "model.convert_cli",
