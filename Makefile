@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest setup clean
+.PHONY: run test lint typecheck pytest setup clean tools promtool lock
 
 setup: $(STAMP)
 
@@ -32,10 +32,35 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info .tools
+
+# Offline checkers of the deployment files (tests/deploy), installed into .tools/ when missing:
+# dclint from npm; promtool unpacked from Debian's prometheus package (no server is installed or
+# started). hadolint comes with the dev extras. A checker that cannot be installed here makes its
+# test fail under CI=true and skip elsewhere, with the reason.
+TOOLS := .tools
+DCLINT := $(TOOLS)/node/node_modules/.bin/dclint
+
+tools: $(DCLINT) promtool
+
+$(DCLINT):
+	npm install --prefix $(TOOLS)/node --no-audit --no-fund --loglevel=error dclint@3.1.0 \
+		|| echo "tools: could not install dclint from npm"
+
+promtool:
+	@command -v promtool >/dev/null || test -x $(TOOLS)/prometheus/usr/bin/promtool \
+		|| ( mkdir -p $(TOOLS)/deb && cd $(TOOLS)/deb \
+			&& ( apt-get download prometheus 2>/dev/null \
+				|| ( apt-get update -qq && apt-get download prometheus ) ) \
+			&& dpkg-deb -x prometheus_*.deb ../prometheus && rm -f prometheus_*.deb ) \
+		|| echo "tools: could not install promtool from Debian's prometheus package"
+
+# The pinned runtime dependencies Dockerfile.gpu installs, from this environment.
+lock: $(STAMP)
+	$(BIN)/swintormer lock --output deploy/requirements.lock

@@ -40,6 +40,16 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
+    Subcommand(
+        "healthcheck",
+        "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
+        "swintormer.healthcheck_cli",
+    ),
+    Subcommand(
+        "lock",
+        "pin the installed runtime dependencies for Dockerfile.gpu",
+        "swintormer.lock_cli",
+    ),
 )
 
 
