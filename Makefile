@@ -15,11 +15,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Runtime dependencies install at the versions of deploy/requirements.lock, the ones the image
+# ships; a new dependency installs at its newest version until `make lock` pins it.
+$(STAMP): pyproject.toml deploy/requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint deploy/requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -61,6 +63,9 @@ promtool:
 			&& dpkg-deb -x prometheus_*.deb ../prometheus && rm -f prometheus_*.deb ) \
 		|| echo "tools: could not install promtool from Debian's prometheus package"
 
-# The pinned runtime dependencies Dockerfile.gpu installs, from this environment.
+# Pin the runtime dependencies of this environment for Dockerfile.gpu and `make setup`. To move
+# a pin: `$(BIN)/pip install -U NAME` (or edit its line when a new lower bound conflicts), then
+# `make lock`.
 lock: $(STAMP)
 	$(BIN)/swintormer lock --output deploy/requirements.lock
+	touch $(STAMP)
