@@ -29,10 +29,10 @@ def test_dashboard_shows_what_operators_need() -> None:
         "request latency": "swintormer_http_request_duration_seconds_bucket",
         "job latency": "swintormer_worker_job_duration_seconds_bucket",
         "queue depth": "swintormer_queue_jobs",
-        "throughput in MP/s": "swintormer_worker_megapixels_total",
+        "throughput in MP/s": "swintormer_worker_pixels_total[$__rate_interval])) / 1e6",
         "jobs by outcome": "sum by (outcome) (rate(swintormer_worker_jobs_total",
         "VRAM per worker": "swintormer_worker_vram_allocated_bytes",
-        "workers ready": "swintormer_worker_ready",
+        "workers ready": "sum(swintormer_worker_model_ready)",
     }
     missing = [what for what, query in needed.items() if query not in queries]
     assert not missing
