@@ -41,6 +41,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
     Subcommand(
+        "convert",
+        "import a checkpoint of the released code (.pth) to safetensors",
+        "model.convert_cli",
+    ),
+    Subcommand(
         "healthcheck",
         "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
         "swintormer.healthcheck_cli",
