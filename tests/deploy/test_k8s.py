@@ -5,13 +5,16 @@ autoscaler watches is the one RQ really fills."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import redis
+import yaml
 from rq import Queue
 
 from service.config import Settings
+from tests.deploy.checkers import kubectl, run_checker
 from tests.deploy.deployment_files import (
     K8S_DIR,
     load_yaml,
@@ -72,6 +75,30 @@ def test_every_yaml_file_is_a_listed_resource_or_the_kustomization() -> None:
     for generator in _kustomization()["configMapGenerator"]:
         for source in [*generator.get("envs", []), *generator.get("files", [])]:
             assert (K8S_DIR / source).is_file()
+
+
+def test_kustomize_builds_and_wires_the_generated_config_maps() -> None:
+    result = run_checker(kubectl(), "kustomize", K8S_DIR)
+    assert result.returncode == 0, result.stderr
+    built = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert {doc["metadata"].get("namespace", "swintormer") for doc in built} == {"swintormer"}
+    config_maps = {doc["metadata"]["name"] for doc in built if doc["kind"] == "ConfigMap"}
+    for doc in built:
+        if doc["kind"] not in {"Deployment", "StatefulSet"}:
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        referenced = {
+            source["configMapRef"]["name"]
+            for container in pod["containers"]
+            for source in container.get("envFrom", [])
+        } | {
+            volume["configMap"]["name"]
+            for volume in pod.get("volumes", [])
+            if "configMap" in volume
+        }
+        # kustomize appends a content hash, so a settings change rolls the pods
+        assert referenced <= config_maps, doc["metadata"]["name"]
+        assert all(re.search(r"-[a-z0-9]{10}$", name) for name in referenced)
 
 
 def test_every_object_is_complete_and_namespaced_by_kustomize() -> None:
