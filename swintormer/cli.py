@@ -60,6 +60,16 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "model.convert_cli",
     ),
     Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
+    Subcommand(
+        "healthcheck",
+        "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
+        "swintormer.healthcheck_cli",
+    ),
+    Subcommand(
+        "lock",
+        "pin the installed runtime dependencies for Dockerfile.gpu",
+        "swintormer.lock_cli",
+    ),
 )
 
 
