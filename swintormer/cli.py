@@ -70,6 +70,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "pin the installed runtime dependencies for Dockerfile.gpu",
         "swintormer.lock_cli",
     ),
+    Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
 )
 
 
