@@ -11,7 +11,7 @@ from model.profile import profile_network
 from swintormer.cli import main
 
 
-@pytest.mark.parametrize("name", ["base", "lite", "paper"])
+@pytest.mark.parametrize("name", ["base", "lite"])
 def test_default_prior_costs_at_most_a_tenth_of_the_network_at_256(name: str) -> None:
     config = preset(name)
     prior = PriorConfig(in_channels=config.in_channels)
@@ -35,14 +35,14 @@ def test_cost_grows_with_steps_and_area() -> None:
 
 
 def test_profile_command_reports_the_prior_share(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", "--preset", "lite", "--prior-steps", "8"]) == 0
+    assert main(["profile", "--preset", "tiny", "--size", "64", "64", "--prior-steps", "8"]) == 0
     out = capsys.readouterr().out
-    cost = prior_cost(preset("lite"), PriorConfig(steps=8), 256, 256)
+    cost = prior_cost(preset("tiny"), PriorConfig(steps=8), 64, 64)
     assert "prior, T=8" in out
     assert f"{cost.total / 1e9:.3f}" in out
     assert "share of the network" in out
 
 
 def test_profile_command_without_prior_prints_no_prior(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", "--preset", "lite", "--prior-steps", "0"]) == 0
+    assert main(["profile", "--preset", "tiny", "--size", "64", "64", "--prior-steps", "0"]) == 0
     assert "prior" not in capsys.readouterr().out
