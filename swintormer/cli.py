@@ -50,6 +50,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "service.serve_cli",
     ),
     Subcommand(
+        "gateway",
+        "run the gateway alone (Redis and workers run elsewhere; the container default)",
+        "service.gateway_cli",
+    ),
+    Subcommand(
         "submit",
         "deblur one image through a running service (upload, wait, download)",
         "service.submit_cli",
