@@ -188,6 +188,7 @@ class GaussianDiffusion:
         device: torch.device,
         sample_steps: int | None = None,
         generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Draw hat z_0 starting from z_T ~ N(0, I) (inference).
 
@@ -198,13 +199,14 @@ class GaussianDiffusion:
             sample_steps: S in 1..T (None = T); fewer steps visit a respaced subset.
             generator: source of z_T and of every step's noise. A CPU generator gives the
                 same draws whatever `device` is, so a job is reproducible across devices.
+            dtype: of the latent (that of the denoiser's weights).
 
         Returns:
-            hat z_0, `shape`, float32 on `device`.
+            hat z_0, `shape`, on `device`.
         """
         steps = self.steps if sample_steps is None else sample_steps
         timesteps = respaced_timesteps(self.steps, steps)
-        z_T = gaussian(shape, device, generator)
+        z_T = gaussian(shape, device, generator).to(dtype)
         return self.reverse(denoise, z_T, timesteps, generator)
 
 

@@ -168,7 +168,7 @@ class LatentDenoiser(nn.Module):
         """z_t, cond (B, Cz, h, w); t (B,) int64 in 1..T -> hat z_0 (B, Cz, h, w)."""
         if z_t.shape != cond.shape:
             raise ValueError(f"z_t {tuple(z_t.shape)} and cond {tuple(cond.shape)} differ")
-        shift = self.time_mlp(timestep_embedding(t, self.width))  # (B, width)
+        shift = self.time_mlp(timestep_embedding(t, self.width).to(z_t.dtype))  # (B, width)
         x = self.inp(torch.cat([z_t, cond], dim=1))
         for block in self.blocks:
             x = block(x, shift)
@@ -218,9 +218,8 @@ class LatentPrior(nn.Module):
         """
         cond = self.encoder_lq(blurry)
         shape = (cond.shape[0], cond.shape[1], cond.shape[2], cond.shape[3])
-        return self.diffusion.sample(
-            self._denoise_given(cond), shape, cond.device, steps, generator
-        )
+        denoise = self._denoise_given(cond)
+        return self.diffusion.sample(denoise, shape, cond.device, steps, generator, cond.dtype)
 
     def reconstruct(
         self, blurry: Tensor, z_gt: Tensor, generator: torch.Generator | None = None

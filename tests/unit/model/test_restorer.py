@@ -68,6 +68,13 @@ def test_restore_is_deterministic_and_seeds_matter() -> None:
     assert not torch.allclose(default, fewer)
 
 
+def test_prior_and_network_agree_on_the_latent_stride() -> None:
+    import model.prior
+    import model.swintormer
+
+    assert model.prior.LATENT_STRIDE == model.swintormer.LATENT_STRIDE == 16
+
+
 def test_mismatched_prior_is_rejected() -> None:
     with pytest.raises(ValueError, match="cond_channels"):
         Restorer(_tiny_network(8), LatentPrior(PRIOR))
