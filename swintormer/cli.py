@@ -46,6 +46,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "model.convert_cli",
     ),
     Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
+    Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
 )
 
 
