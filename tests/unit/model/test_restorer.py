@@ -141,3 +141,24 @@ def test_prior_runs_per_tile_under_restore_tiled() -> None:
     # The prior ran on tile batches only (2 x 2 tiles in batches of 3, then the single tile),
     # never on the whole 80x96 image.
     assert seen == [(3, 3, tile, tile), (1, 3, tile, tile), (1, 3, tile, tile), (1, 3, tile, tile)]
+
+
+def test_deblur_command_uses_the_prior_reproducibly(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from swintormer.cli import main
+
+    path = tmp_path / "with_prior.safetensors"
+    restorer = _restorer()
+    save_restorer(path, restorer)
+    source = tmp_path / "blurry.png"
+    Image.effect_noise((96, 80), 40).convert("RGB").save(source)
+    outputs = [tmp_path / "first.png", tmp_path / "second.png"]
+    for output in outputs:
+        arguments = ["deblur", str(source), "-o", str(output), "--checkpoint", str(path)]
+        assert main([*arguments, "--device", "cpu", "--tile-px", "64", "--overlap-px", "16"]) == 0
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    plain = tmp_path / "plain.png"
+    save_restorer(path, Restorer(restorer.network, None))
+    assert main(["deblur", str(source), "-o", str(plain), "--checkpoint", str(path)]) == 0
+    assert plain.read_bytes() != outputs[0].read_bytes()  # the prior changed the result
