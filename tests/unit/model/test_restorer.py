@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from model.checkpoint import CheckpointError, save_checkpoint
-from model.config import SwintormerConfig, preset
+from model.config import preset
 from model.prior import LatentPrior, PriorConfig
 from model.restorer import Restorer, load_restorer, save_restorer
 from model.swintormer import Swintormer
@@ -19,9 +20,7 @@ PRIOR = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denois
 
 
 def _tiny_network(cond_channels: int = 0) -> Swintormer:
-    return Swintormer(
-        SwintormerConfig.from_dict(preset("tiny").to_dict() | {"cond_channels": cond_channels})
-    )
+    return Swintormer(dataclasses.replace(preset("tiny"), cond_channels=cond_channels))
 
 
 def _restorer(seed: int = 0) -> Restorer:
