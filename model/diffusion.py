@@ -5,9 +5,10 @@ takes the denoiser as a callable, so the same code serves training (the whole re
 with gradients, as DiffIR does) and inference. All randomness comes through an explicit
 `torch.Generator`; with the same generator state the sampler returns the same latent.
 
-The schedule is short (T = 4 by default) with large linear betas (0.1 -> 0.99, DiffIR's
-values), so `alpha_bar_T` is about 0.002 and `z_T` is nearly pure noise: inference may start
-from `N(0, I)` while training starts from `q(z_T | z_0)` without a mismatch worth the name.
+The schedule is short (T = 4 by default) with large betas spaced linearly from 0.1 to 0.99
+(DiffIR's end points; its configs interpolate in sqrt space), so `alpha_bar_T` is about 0.002
+and `z_T` is nearly pure noise: inference may start from `N(0, I)` while training starts from
+`q(z_T | z_0)` without a mismatch worth the name.
 
 Notation (Ho et al. 2020, arXiv 2006.11239; Xia et al. 2023, DiffIR, arXiv 2303.09472):
     T                  `steps`              number of steps the prior was trained with

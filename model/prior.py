@@ -40,7 +40,7 @@ class PriorConfig:
     denoiser_width: int = 64  # channels inside the denoiser
     denoiser_blocks: int = 2  # residual blocks in the denoiser
     steps: int = 4  # T, diffusion steps the prior is trained with (and samples by default)
-    beta_start: float = 0.1  # beta_1 of the linear schedule (DiffIR's value)
+    beta_start: float = 0.1  # beta_1 of the linear schedule (DiffIR's end point)
     beta_end: float = 0.99  # beta_T: z_T is nearly pure noise even for small T
 
     def __post_init__(self) -> None:
