@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.diffusion import Denoise, GaussianDiffusion, gaussian_like
+from model.diffusion import Denoise, GaussianDiffusion, Generators, gaussian_like
 
 # The encoders reach the latent grid by PixelUnshuffle(4) and two stride-2 convs.
 LATENT_STRIDE = 16
@@ -204,14 +204,15 @@ class LatentPrior(nn.Module):
         self.diffusion = GaussianDiffusion(config.steps, config.beta_start, config.beta_end)
 
     def sample(
-        self, blurry: Tensor, steps: int | None = None, generator: torch.Generator | None = None
+        self, blurry: Tensor, steps: int | None = None, generator: Generators = None
     ) -> Tensor:
         """Draw z for a blurry batch.
 
         Args:
             blurry: (B, C_in, H, W) in [0, 1], H and W multiples of 16.
             steps: sampling steps S in 1..T (None = T).
-            generator: source of every random draw (see `GaussianDiffusion.sample`).
+            generator: source of every random draw: one generator, one per batch item, or
+                None (torch's global generator); see `model.diffusion.Generators`.
 
         Returns:
             z, (B, Cz, H/16, W/16).
@@ -221,15 +222,13 @@ class LatentPrior(nn.Module):
         denoise = self._denoise_given(cond)
         return self.diffusion.sample(denoise, shape, cond.device, steps, generator, cond.dtype)
 
-    def reconstruct(
-        self, blurry: Tensor, z_gt: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def reconstruct(self, blurry: Tensor, z_gt: Tensor, generator: Generators = None) -> Tensor:
         """Noise z_gt to step T, then run the whole reverse chain (stage-2 training).
 
         Args:
             blurry: (B, C_in, H, W) in [0, 1].
             z_gt: (B, Cz, H/16, W/16), the teacher's latent (treated as a constant).
-            generator: noise source; None = torch's global generator.
+            generator: noise source (see `model.diffusion.Generators`).
 
         Returns:
             hat z_0, (B, Cz, H/16, W/16), differentiable w.r.t. the LQ encoder and denoiser.

@@ -67,6 +67,28 @@ def test_restore_is_deterministic_and_seeds_matter() -> None:
     assert not torch.allclose(default, fewer)
 
 
+def test_default_noise_makes_each_image_independent_of_its_batch() -> None:
+    restorer = _restorer()
+    first, second = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        together = restorer(torch.cat([first, second]))
+        torch.testing.assert_close(together[:1], restorer(first), rtol=0, atol=1e-6)
+        torch.testing.assert_close(together[1:], restorer(second), rtol=0, atol=1e-6)
+
+
+def test_tiled_output_does_not_depend_on_the_tile_batch_size() -> None:
+    from model.tiling import TileSettings, restore_tiled
+
+    restorer = _restorer()
+    image = torch.rand(1, 3, 80, 96)
+    with torch.no_grad():
+        one, three = (
+            restore_tiled(restorer.restore, image, TileSettings(tile_px=64, overlap_px=16, batch=b))
+            for b in (1, 3)
+        )
+    torch.testing.assert_close(one, three, rtol=0, atol=1e-5)
+
+
 def test_prior_and_network_agree_on_the_latent_stride() -> None:
     import model.prior
     import model.swintormer
