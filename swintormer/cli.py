@@ -61,6 +61,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
     Subcommand(
+        "gateway",
+        "run the gateway alone (uvicorn); workers and Redis run elsewhere",
+        "service.gateway_cli",
+    ),
+    Subcommand(
         "healthcheck",
         "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
         "swintormer.healthcheck_cli",
