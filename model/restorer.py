@@ -62,6 +62,7 @@ class Restorer(nn.Module):
         blurry: Tensor,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> Tensor:
         """Restore a batch.
 
@@ -69,9 +70,11 @@ class Restorer(nn.Module):
             blurry: (B, C_in, H, W) in [0, 1], any H and W.
             steps: sampling steps S in 1..T of the prior (None = T); ignored without a prior.
             generator: source of the prior's noise for the whole batch. None = one fresh CPU
-                generator per image, each seeded with `DEFAULT_SEED`: an image (or tile) then
-                gets the same result whatever else is in its batch, so tiled output does not
-                depend on the tile batch size (nor on out-of-memory batch halving).
+                generator per image, each seeded with `seed`: an image (or tile) then gets the
+                same result whatever else is in its batch, so tiled output does not depend on
+                the tile batch size (nor on out-of-memory batch halving).
+            seed: the per-image seed when `generator` is None (None = `DEFAULT_SEED`); a
+                job's seed belongs here rather than in a generator shared by its tile batches.
 
         Returns:
             (B, 3, H, W), not clamped.
@@ -80,7 +83,8 @@ class Restorer(nn.Module):
             return self.network(blurry)
         generators: Generators = generator
         if generator is None:
-            generators = [torch.Generator().manual_seed(DEFAULT_SEED) for _ in blurry]
+            image_seed = DEFAULT_SEED if seed is None else seed
+            generators = [torch.Generator().manual_seed(image_seed) for _ in blurry]
         # The prior sees the image padded exactly as the network pads it, so z lies on the
         # network's bottleneck grid (B, Cz, H_pad/16, W_pad/16).
         padded = pad_to_multiple(blurry, self.network.size_multiple)
