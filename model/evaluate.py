@@ -17,7 +17,7 @@ Methods that need the true PSF are left out of groups without one (real data).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,8 @@ from model.baselines import richardson_lucy, unsharp_mask, wiener, wiener_sweep
 from model.eval_set import EvalCase
 from model.metrics import BORDER_PX, psnr, ssim
 
-# Balances tried per cell by the oracle Wiener filter (log-spaced, 1e-5 .. 1e-1).
-WIENER_BALANCES = tuple(float(b) for b in np.logspace(-5, -1, 17))
+# Balances tried per cell by the oracle Wiener filter (log-spaced, 1e-6 .. 1e-1, 4 a decade).
+WIENER_BALANCES = tuple(float(b) for b in np.logspace(-6, -1, 21))
 
 ImageFn = Callable[[np.ndarray], np.ndarray]
 CaseFn = Callable[[EvalCase], np.ndarray]
@@ -79,24 +79,34 @@ def _check_output(restored: np.ndarray, case: EvalCase) -> np.ndarray:
     return restored
 
 
+def _score(method: CaseFn, case: EvalCase) -> CaseScore:
+    restored = _check_output(method(case), case)
+    return CaseScore(
+        case.image_name, case.group, psnr(restored, case.sharp), ssim(restored, case.sharp)
+    )
+
+
 def evaluate_cases(method: CaseFn, cases: Sequence[EvalCase], name: str) -> MethodResult:
     """Score `method` (which sees the whole case, e.g. its PSF) on every case."""
-    scores = []
+    return MethodResult(name, [_score(method, case) for case in cases])
+
+
+def evaluate_stream(
+    methods: Sequence[tuple[str, CaseFn]], cases: Iterable[EvalCase]
+) -> list[MethodResult]:
+    """Score several methods case by case, so only one case is in memory (large real sets)."""
+    results = [MethodResult(name, []) for name, _ in methods]
     for case in cases:
-        restored = _check_output(method(case), case)
-        scores.append(
-            CaseScore(
-                case.image_name, case.group, psnr(restored, case.sharp), ssim(restored, case.sharp)
-            )
-        )
-    return MethodResult(name, scores)
+        for result, (_, method) in zip(results, methods, strict=True):
+            result.scores.append(_score(method, case))
+    return results
 
 
 def evaluate(fn: ImageFn, cases: Sequence[EvalCase], name: str = "model") -> MethodResult:
     """Score an image -> image callable on every case.
 
     Args:
-        fn: maps a blurred (H, W, C) float32 image in [0, 1] to a restored (H, W, 3) one.
+        fn: maps a blurred (H, W, 3) float32 image in [0, 1] to a restored (H, W, 3) one.
         cases: the evaluation set (`model.eval_set.synthetic_cases`, or DPDD cases).
         name: the row label.
     """
@@ -142,7 +152,7 @@ def oracle_wiener(
 def baseline_results(cases: Sequence[EvalCase]) -> list[MethodResult]:
     """The input, oracle Wiener, Richardson-Lucy and unsharp-mask rows."""
     known = _with_psf(cases)
-    rows = [evaluate(lambda image: image[..., :3], cases, "input (blurred)")]
+    rows = [evaluate(lambda image: image, cases, "input (blurred)")]
     if known:
         rows.append(oracle_wiener(known))
         rows.append(
@@ -152,7 +162,7 @@ def baseline_results(cases: Sequence[EvalCase]) -> list[MethodResult]:
                 "Richardson-Lucy (true PSF, 30 it.)",
             )
         )
-    rows.append(evaluate(lambda image: unsharp_mask(image[..., :3]), cases, "unsharp mask"))
+    rows.append(evaluate(unsharp_mask, cases, "unsharp mask"))
     return rows
 
 
