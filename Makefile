@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml deploy/requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet --constraint deploy/requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint deploy/requirements.lock -e '.[dev,gpu]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -16,6 +16,8 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 PROJECT = "swintormer"
+# The project's extras the image installs: NVML for device-memory metrics on GPU hosts.
+IMAGE_EXTRAS = frozenset({"gpu"})
 # Installed by the image from the PyTorch index of the chosen CUDA line, never from this lock;
 # packages that only torch needs come with it from that index.
 INSTALLED_SEPARATELY = frozenset({canonicalize_name("torch")})
@@ -38,8 +40,10 @@ def _requirements_of(
     return wanted
 
 
-def runtime_pins(project: str = PROJECT) -> dict[NormalizedName, str]:
-    """Every installed distribution `project` needs at run time (no extras), with its version.
+def runtime_pins(
+    project: str = PROJECT, extras: frozenset[str] = IMAGE_EXTRAS
+) -> dict[NormalizedName, str]:
+    """Every installed distribution `project` with `extras` needs at run time, with its version.
 
     Returns:
         Canonical distribution name -> installed version, without the project itself and without
@@ -49,7 +53,7 @@ def runtime_pins(project: str = PROJECT) -> dict[NormalizedName, str]:
         LockError: a required distribution is not installed.
     """
     pins: dict[NormalizedName, str] = {}
-    pending: deque[tuple[str, frozenset[str], str]] = deque([(project, frozenset(), "")])
+    pending: deque[tuple[str, frozenset[str], str]] = deque([(project, extras, "")])
     seen: set[tuple[NormalizedName, frozenset[str]]] = set()
     while pending:
         name, extras, wanted_by = pending.popleft()
@@ -72,7 +76,8 @@ def runtime_pins(project: str = PROJECT) -> dict[NormalizedName, str]:
 def render_lock(pins: dict[NormalizedName, str]) -> str:
     """The lock file's text: a header saying how it was made, then one `name==version` a line."""
     header = (
-        f"# Runtime dependencies of {PROJECT}, pinned from a tested environment by `make lock`.\n"
+        f"# Runtime dependencies of {PROJECT}[{','.join(sorted(IMAGE_EXTRAS))}], pinned from a"
+        " tested environment by `make lock`.\n"
         "# Dockerfile.gpu installs torch from the PyTorch index first, then this file, then the\n"
         "# project with --no-deps. Do not edit by hand.\n"
     )

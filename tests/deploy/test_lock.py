@@ -1,6 +1,7 @@
 """deploy/requirements.lock, the pinned runtime set Dockerfile.gpu installs: it covers every
-runtime dependency of the installed project (a new dependency without `make lock` fails here),
-holds nothing else, leaves torch to the CUDA index, and satisfies the project's own ranges."""
+runtime dependency of the installed project and its image extras (a new dependency without
+`make lock` fails here), holds nothing else, leaves torch to the CUDA index, and satisfies the
+project's own ranges."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from swintormer.lock import INSTALLED_SEPARATELY, PROJECT, parse_lock, render_lock, runtime_pins
+from swintormer.lock import (
+    IMAGE_EXTRAS,
+    INSTALLED_SEPARATELY,
+    PROJECT,
+    parse_lock,
+    render_lock,
+    runtime_pins,
+)
 from tests.deploy.checkers import ROOT
 
 LOCK = ROOT / "deploy" / "requirements.lock"
@@ -29,7 +37,9 @@ def test_locked_versions_satisfy_the_project_ranges() -> None:
     for line in importlib.metadata.requires(PROJECT) or []:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
-        if requirement.marker is not None or name in INSTALLED_SEPARATELY:
+        marker = requirement.marker
+        wanted = marker is None or any(marker.evaluate({"extra": e}) for e in {"", *IMAGE_EXTRAS})
+        if not wanted or name in INSTALLED_SEPARATELY:
             continue
         assert requirement.specifier.contains(locked[name], prereleases=True), (
             f"{name}=={locked[name]} is outside {requirement.specifier}: run `make lock`"
@@ -41,6 +51,7 @@ def test_rendered_lock_parses_back() -> None:
     assert parse_lock(render_lock(pins)) == pins
     assert "torch" not in pins
     assert "fastapi" in pins
+    assert "nvidia-ml-py" in pins, "the image's gpu extra is pinned too"
 
 
 @pytest.mark.parametrize("line", ["fastapi>=0.1", "numpy", "redis==5; python_version<'3'"])
