@@ -11,8 +11,9 @@ worker and `swintormer deblur` run), wrapped as an image -> image callable for
 * tiles: the released uniform-mean tiling (256 px, stride 220) and the whole image at once,
   beside the default feathered tiles.
 
-Each call draws the prior's noise from a fresh CPU generator seeded with `seed`, so every row
-is reproducible and rows differ only in what they ablate.
+The prior's noise is the deployed default (`Restorer.restore` with no generator: one generator
+per tile, seeded with `model.restorer.DEFAULT_SEED`), so every row is reproducible, matches
+what the worker returns for the same pixels, and rows differ only in what they ablate.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def model_rows(
 
 
 def restorer_fn(
-    restorer: Restorer, row: ModelRow, device: torch.device | str = "cpu", seed: int = 0
+    restorer: Restorer, row: ModelRow, device: torch.device | str = "cpu"
 ) -> Callable[[np.ndarray], np.ndarray]:
     """An image -> image callable running `restorer` as `row` says.
 
@@ -78,13 +79,11 @@ def restorer_fn(
     float32 array clamped to [0, 1].
     """
     plain = Restorer(restorer.network, None) if not row.use_prior else restorer
-    generator = torch.Generator()
 
     def run_tiles(tiles: Tensor) -> Tensor:
-        return plain.restore(tiles, row.steps, generator)
+        return plain.restore(tiles, row.steps)
 
     def fn(image: np.ndarray) -> np.ndarray:
-        generator.manual_seed(seed)
         blurry = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
         with torch.inference_mode():
             if row.tiles is None:

@@ -80,6 +80,11 @@ def ssim(restored: np.ndarray, reference: np.ndarray, border_px: int = BORDER_PX
     _check_pair(restored, reference)
     x = _crop(np.clip(restored, 0.0, 1.0), border_px).astype(np.float64)
     y = _crop(reference, border_px).astype(np.float64)
+    if min(x.shape[:2]) < 2 * SSIM_RADIUS + 1:
+        raise ValueError(
+            f"image {restored.shape[:2]} too small for SSIM: needs {2 * SSIM_RADIUS + 1} px "
+            f"beyond the {border_px} px border"
+        )
     c1, c2 = SSIM_K1**2, SSIM_K2**2
     mu_x, mu_y, xx, yy, xy = _gaussian_valid(np.stack([x, y, x * x, y * y, x * y]))
     var_x = xx - mu_x**2

@@ -17,6 +17,7 @@ from model.restorer import Restorer, save_restorer
 from model.swintormer import Swintormer
 from model.tiling import Blend, TileSettings
 from swintormer.cli import main
+from tests.unit.model.test_dpdd import write_png16
 
 
 def _restorer(with_prior: bool, in_channels: int = 3) -> Restorer:
@@ -67,14 +68,13 @@ def test_restorer_fn_is_the_deployed_path_and_reproducible() -> None:
     restorer = _restorer(True)
     image = np.random.default_rng(0).random((70, 90, 3)).astype(np.float32)
     row = ModelRow("m", True, None, TILES)
-    out = restorer_fn(restorer, row, seed=1)(image)
+    out = restorer_fn(restorer, row)(image)
     assert out.shape == (70, 90, 3)
     assert out.dtype == np.float32
-    np.testing.assert_array_equal(restorer_fn(restorer, row, seed=1)(image), out)
-    whole = restorer_fn(restorer, ModelRow("m", True, None, None), seed=1)(image)
+    np.testing.assert_array_equal(restorer_fn(restorer, row)(image), out)
+    whole = restorer_fn(restorer, ModelRow("m", True, None, None))(image)
     with torch.inference_mode():
-        generator = torch.Generator().manual_seed(1)
-        expected = restorer.restore(torch.from_numpy(image).permute(2, 0, 1)[None], None, generator)
+        expected = restorer.restore(torch.from_numpy(image).permute(2, 0, 1)[None])
     np.testing.assert_allclose(whole, expected[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
     off = restorer_fn(restorer, ModelRow("m", False, None, None))(image)
     with torch.inference_mode():
@@ -111,3 +111,25 @@ def test_dual_pixel_checkpoint_needs_dpdd(
     save_restorer(checkpoint, _restorer(False, in_channels=6))
     assert main(["eval", "--checkpoint", str(checkpoint), "--limit", "1"]) == 2
     assert "--set dpdd" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_eval_cli_on_a_dpdd_folder_with_a_dual_pixel_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "dpdd"
+    for folder in ("test_c/source", "test_c/target", "test_l/source", "test_r/source"):
+        (root / folder).mkdir(parents=True)
+        for name in ("a.png", "b.png"):
+            write_png16(root / folder / name, rng.integers(0, 65536, (64, 56, 3), dtype=np.uint16))
+    checkpoint = tmp_path / "dp.safetensors"
+    save_restorer(checkpoint, _restorer(False, in_channels=6))
+    args = ["eval", "--set", "dpdd", str(root), "--checkpoint", str(checkpoint)]
+    assert main([*args, "--tile-px", "64", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "dpdd test" in out
+    assert "| dp (no prior, feathered tiles) |" in out
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert [m["method"] for m in report["methods"]][:2] == ["input (blurred)", "unsharp mask"]
+    assert [s["image_name"] for s in report["methods"][2]["scores"]] == ["a.png", "b.png"]

@@ -53,6 +53,8 @@ def test_ssim_matches_scikit_image() -> None:
     )
     assert ssim(restored, reference) == pytest.approx(expected, abs=1e-6)
     assert ssim(reference, reference) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="too small for SSIM"):
+        ssim(reference[:40], reference[:40])
 
 
 def test_wiener_and_rl_undo_a_known_blur_better_than_the_input() -> None:
