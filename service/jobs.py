@@ -22,7 +22,7 @@ from rq.worker import Worker
 
 from service.config import Settings
 from service.schemas import ErrorDetail, JobPayload, JobStatus, JobView, Progress, Timings
-from service.storage import Storage
+from service.storage import PREFIX, Storage
 
 TASK = "worker.tasks.deblur"
 
@@ -159,14 +159,20 @@ def job_view(queue: Queue, storage: Storage, job_id: str) -> JobView | None:
     )
 
 
+REAP_LOCK_KEY = f"{PREFIX}:reap-lock"
+REAP_LOCK_S = 2
+
+
 def reap_abandoned(queue: Queue) -> None:
     """Move jobs whose worker died back to the queue (Retry left) or to failed.
 
     RQ's SimpleWorker sends no heartbeat while a job runs, so nothing else notices a worker
     killed mid-job until someone cleans the started registry; the gateway does it at scrape
-    time and on job reads.
+    time and on job reads. A short lock keeps several gateways (and a burst of reads) from
+    cleaning at once, which could requeue one job twice.
     """
-    StartedJobRegistry(queue=queue).cleanup()
+    if queue.connection.set(REAP_LOCK_KEY, b"1", nx=True, ex=REAP_LOCK_S):
+        StartedJobRegistry(queue=queue).cleanup()
 
 
 def ready_workers(queue: Queue) -> int:

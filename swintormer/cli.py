@@ -50,6 +50,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "service.serve_cli",
     ),
     Subcommand(
+        "gateway",
+        "run the gateway alone (Redis and workers run elsewhere; the container default)",
+        "service.gateway_cli",
+    ),
+    Subcommand(
         "submit",
         "deblur one image through a running service (upload, wait, download)",
         "service.submit_cli",
@@ -61,11 +66,6 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
     Subcommand(
-        "gateway",
-        "run the gateway alone (uvicorn); workers and Redis run elsewhere",
-        "service.gateway_cli",
-    ),
-    Subcommand(
         "healthcheck",
         "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
         "swintormer.healthcheck_cli",
@@ -75,6 +75,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "pin the installed runtime dependencies for Dockerfile.gpu",
         "swintormer.lock_cli",
     ),
+    Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
 )
 
 
