@@ -15,13 +15,14 @@ shared machine wall time mostly measures the neighbours.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
-from model.config import PRESETS, SwintormerConfig, preset
+from model.config import PRESETS, preset
 from model.prior import LatentPrior, PriorConfig
 from model.prior_cost import prior_cost
 from model.profile import profile_network
@@ -69,9 +70,7 @@ def main() -> None:
         t: LatentPrior(PriorConfig(in_channels=plain_config.in_channels, steps=t)).to(device).eval()
         for t in STEPS
     }
-    hooked = SwintormerConfig.from_dict(
-        plain_config.to_dict() | {"cond_channels": priors[4].config.latent_channels}
-    )
+    hooked = dataclasses.replace(plain_config, cond_channels=priors[4].config.latent_channels)
     network = Swintormer(hooked).to(device).eval()
     restorer = Restorer(network, priors[4])
     image = torch.rand(1, plain_config.in_channels, height, width, device=device)

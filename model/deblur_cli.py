@@ -19,7 +19,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from model.checkpoint import CheckpointError, load_checkpoint
+from model.checkpoint import CheckpointError
+from model.restorer import load_restorer
 from model.tiling import Blend, TileSettings, restore_tiled
 from model.weights import default_checkpoint
 
@@ -32,11 +33,11 @@ def load_restoring_function(
 ) -> tuple[Callable[[Tensor], Tensor], int]:
     """What restores a batch of tiles, (N, C, t, t) in [0, 1] -> (N, 3, t, t), and its C.
 
-    The one place that loads weights for this command (the prior's `load_restorer` slots in
-    here).
+    The one place that loads weights for this command: the network with its diffusion prior
+    when the checkpoint holds one (run per tile, seeded, so the output is reproducible).
     """
-    network = load_checkpoint(checkpoint, device).network
-    return network, network.config.in_channels
+    restorer = load_restorer(checkpoint, device)
+    return restorer.restore, restorer.network.config.in_channels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

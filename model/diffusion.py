@@ -3,11 +3,13 @@
 The process is separate from the networks: `GaussianDiffusion` holds only the schedule and
 takes the denoiser as a callable, so the same code serves training (the whole reverse chain
 with gradients, as DiffIR does) and inference. All randomness comes through an explicit
-`torch.Generator`; with the same generator state the sampler returns the same latent.
+`torch.Generator` (or one generator per batch item, so that an item's draws do not depend on
+what else is in its batch); with the same generator state the sampler returns the same latent.
 
-The schedule is short (T = 4 by default) with large linear betas (0.1 -> 0.99, DiffIR's
-values), so `alpha_bar_T` is about 0.002 and `z_T` is nearly pure noise: inference may start
-from `N(0, I)` while training starts from `q(z_T | z_0)` without a mismatch worth the name.
+The schedule is short (T = 4 by default) with large betas spaced linearly from 0.1 to 0.99
+(DiffIR's end points; its configs interpolate in sqrt space), so `alpha_bar_T` is about 0.002
+and `z_T` is nearly pure noise: inference may start from `N(0, I)` while training starts from
+`q(z_T | z_0)` without a mismatch worth the name.
 
 Notation (Ho et al. 2020, arXiv 2006.11239; Xia et al. 2023, DiffIR, arXiv 2303.09472):
     T                  `steps`              number of steps the prior was trained with
@@ -32,6 +34,9 @@ from torch import Tensor
 
 # (z_t, t) -> hat z_0; t is a (B,) int64 tensor of step indices in 1..T.
 Denoise = Callable[[Tensor, Tensor], Tensor]
+# Where noise comes from: one generator for the batch, one per batch item, or None for torch's
+# global generator (training, where the trainer seeds it).
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 def linear_betas(steps: int, beta_start: float, beta_end: float) -> tuple[float, ...]:
@@ -154,7 +159,7 @@ class GaussianDiffusion:
         denoise: Denoise,
         z_T: Tensor,
         timesteps: Sequence[int],
-        generator: torch.Generator | None,
+        generator: Generators,
     ) -> Tensor:
         """Run the reverse chain from z_{tau_1} through `timesteps` down to hat z_0.
 
@@ -164,8 +169,7 @@ class GaussianDiffusion:
             denoise: (z_t, t) -> hat z_0, t a (B,) int64 tensor.
             z_T: (B, Cz, h, w), the latent at step `timesteps[0]`.
             timesteps: strictly decreasing steps in 1..T (see `respaced_timesteps`).
-            generator: source of the per-step noise; None = torch's global generator
-                (training, where the trainer seeds it).
+            generator: source of the per-step noise (see `Generators`).
 
         Returns:
             hat z_0, (B, Cz, h, w).
@@ -187,7 +191,8 @@ class GaussianDiffusion:
         shape: tuple[int, int, int, int],
         device: torch.device,
         sample_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
+        dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Draw hat z_0 starting from z_T ~ N(0, I) (inference).
 
@@ -196,31 +201,36 @@ class GaussianDiffusion:
             shape: (B, Cz, h, w) of the latent.
             device: where the latent lives.
             sample_steps: S in 1..T (None = T); fewer steps visit a respaced subset.
-            generator: source of z_T and of every step's noise. A CPU generator gives the
-                same draws whatever `device` is, so a job is reproducible across devices.
+            generator: source of z_T and of every step's noise (see `Generators`). CPU
+                generators give the same draws whatever `device` is, so a job is reproducible
+                across devices.
+            dtype: of the latent (that of the denoiser's weights).
 
         Returns:
-            hat z_0, `shape`, float32 on `device`.
+            hat z_0, `shape`, on `device`.
         """
         steps = self.steps if sample_steps is None else sample_steps
         timesteps = respaced_timesteps(self.steps, steps)
-        z_T = gaussian(shape, device, generator)
+        z_T = gaussian(shape, device, generator).to(dtype)
         return self.reverse(denoise, z_T, timesteps, generator)
 
 
-def gaussian(
-    shape: Sequence[int], device: torch.device, generator: torch.Generator | None
-) -> Tensor:
+def gaussian(shape: Sequence[int], device: torch.device, generator: Generators) -> Tensor:
     """Standard normal float32 noise of `shape` on `device`, drawn from `generator`.
 
     The draw happens on the generator's own device and is then moved, so a CPU generator
-    yields the same numbers whether the model runs on the CPU or a GPU.
+    yields the same numbers whether the model runs on the CPU or a GPU. With one generator per
+    batch item, item i's noise comes from generator i alone.
     """
-    draw_device = generator.device if generator is not None else device
-    noise = torch.randn(tuple(shape), generator=generator, device=draw_device)
-    return noise.to(device)
+    if isinstance(generator, torch.Generator) or generator is None:
+        draw_device = generator.device if generator is not None else device
+        return torch.randn(tuple(shape), generator=generator, device=draw_device).to(device)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    item_shape = (1, *shape[1:])
+    return torch.cat([gaussian(item_shape, device, item) for item in generator])
 
 
-def gaussian_like(reference: Tensor, generator: torch.Generator | None) -> Tensor:
+def gaussian_like(reference: Tensor, generator: Generators) -> Tensor:
     """`gaussian` with the shape, device and dtype of `reference`."""
     return gaussian(reference.shape, reference.device, generator).to(reference.dtype)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.diffusion import Denoise, GaussianDiffusion, gaussian_like
+from model.diffusion import Denoise, GaussianDiffusion, Generators, gaussian_like
 
 # The encoders reach the latent grid by PixelUnshuffle(4) and two stride-2 convs.
 LATENT_STRIDE = 16
@@ -40,7 +40,7 @@ class PriorConfig:
     denoiser_width: int = 64  # channels inside the denoiser
     denoiser_blocks: int = 2  # residual blocks in the denoiser
     steps: int = 4  # T, diffusion steps the prior is trained with (and samples by default)
-    beta_start: float = 0.1  # beta_1 of the linear schedule (DiffIR's value)
+    beta_start: float = 0.1  # beta_1 of the linear schedule (DiffIR's end point)
     beta_end: float = 0.99  # beta_T: z_T is nearly pure noise even for small T
 
     def __post_init__(self) -> None:
@@ -168,7 +168,7 @@ class LatentDenoiser(nn.Module):
         """z_t, cond (B, Cz, h, w); t (B,) int64 in 1..T -> hat z_0 (B, Cz, h, w)."""
         if z_t.shape != cond.shape:
             raise ValueError(f"z_t {tuple(z_t.shape)} and cond {tuple(cond.shape)} differ")
-        shift = self.time_mlp(timestep_embedding(t, self.width))  # (B, width)
+        shift = self.time_mlp(timestep_embedding(t, self.width).to(z_t.dtype))  # (B, width)
         x = self.inp(torch.cat([z_t, cond], dim=1))
         for block in self.blocks:
             x = block(x, shift)
@@ -204,33 +204,31 @@ class LatentPrior(nn.Module):
         self.diffusion = GaussianDiffusion(config.steps, config.beta_start, config.beta_end)
 
     def sample(
-        self, blurry: Tensor, steps: int | None = None, generator: torch.Generator | None = None
+        self, blurry: Tensor, steps: int | None = None, generator: Generators = None
     ) -> Tensor:
         """Draw z for a blurry batch.
 
         Args:
             blurry: (B, C_in, H, W) in [0, 1], H and W multiples of 16.
             steps: sampling steps S in 1..T (None = T).
-            generator: source of every random draw (see `GaussianDiffusion.sample`).
+            generator: source of every random draw: one generator, one per batch item, or
+                None (torch's global generator); see `model.diffusion.Generators`.
 
         Returns:
             z, (B, Cz, H/16, W/16).
         """
         cond = self.encoder_lq(blurry)
         shape = (cond.shape[0], cond.shape[1], cond.shape[2], cond.shape[3])
-        return self.diffusion.sample(
-            self._denoise_given(cond), shape, cond.device, steps, generator
-        )
+        denoise = self._denoise_given(cond)
+        return self.diffusion.sample(denoise, shape, cond.device, steps, generator, cond.dtype)
 
-    def reconstruct(
-        self, blurry: Tensor, z_gt: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def reconstruct(self, blurry: Tensor, z_gt: Tensor, generator: Generators = None) -> Tensor:
         """Noise z_gt to step T, then run the whole reverse chain (stage-2 training).
 
         Args:
             blurry: (B, C_in, H, W) in [0, 1].
             z_gt: (B, Cz, H/16, W/16), the teacher's latent (treated as a constant).
-            generator: noise source; None = torch's global generator.
+            generator: noise source (see `model.diffusion.Generators`).
 
         Returns:
             hat z_0, (B, Cz, H/16, W/16), differentiable w.r.t. the LQ encoder and denoiser.

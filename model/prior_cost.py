@@ -9,6 +9,7 @@ when the network has a prior). The teacher runs only in training and is not coun
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -69,9 +70,7 @@ def prior_cost(
     with META:
         prior = LatentPrior(prior_config)
         network = Swintormer(
-            SwintormerConfig.from_dict(
-                network_config.to_dict() | {"cond_channels": prior_config.latent_channels}
-            )
+            dataclasses.replace(network_config, cond_channels=prior_config.latent_channels)
         )
         h_pad, w_pad = network.padded_size(h, w)
         grid_h, grid_w = network.latent_grid(h, w)

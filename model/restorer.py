@@ -18,10 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from model.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
+from model.diffusion import Generators
 from model.prior import LatentPrior, PriorConfig
 from model.swintormer import Swintormer, pad_to_multiple
 
-# The seed of the generator `restore` uses when the caller passes none: a job's result then
+# The seed of the generators `restore` uses when the caller passes none: a job's result then
 # depends only on its pixels and the weights, never on what ran before it.
 DEFAULT_SEED = 0
 
@@ -61,26 +62,33 @@ class Restorer(nn.Module):
         blurry: Tensor,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> Tensor:
         """Restore a batch.
 
         Args:
             blurry: (B, C_in, H, W) in [0, 1], any H and W.
             steps: sampling steps S in 1..T of the prior (None = T); ignored without a prior.
-            generator: source of the prior's noise. None = a fresh CPU generator seeded with
-                `DEFAULT_SEED`, so the same input always gives the same output.
+            generator: source of the prior's noise for the whole batch. None = one fresh CPU
+                generator per image, each seeded with `seed`: an image (or tile) then gets the
+                same result whatever else is in its batch, so tiled output does not depend on
+                the tile batch size (nor on out-of-memory batch halving).
+            seed: the per-image seed when `generator` is None (None = `DEFAULT_SEED`); a
+                job's seed belongs here rather than in a generator shared by its tile batches.
 
         Returns:
             (B, 3, H, W), not clamped.
         """
         if self.prior is None:
             return self.network(blurry)
+        generators: Generators = generator
         if generator is None:
-            generator = torch.Generator().manual_seed(DEFAULT_SEED)
+            image_seed = DEFAULT_SEED if seed is None else seed
+            generators = [torch.Generator().manual_seed(image_seed) for _ in blurry]
         # The prior sees the image padded exactly as the network pads it, so z lies on the
         # network's bottleneck grid (B, Cz, H_pad/16, W_pad/16).
         padded = pad_to_multiple(blurry, self.network.size_multiple)
-        z = self.prior.sample(padded, steps, generator)
+        z = self.prior.sample(padded, steps, generators)
         return self.network(blurry, cond=z)
 
     def forward(self, blurry: Tensor) -> Tensor:

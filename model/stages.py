@@ -34,6 +34,7 @@ class StageLoss:
     total: Tensor  # scalar to backpropagate
     image: Tensor  # L1(restored, sharp)
     latent: Tensor | None  # L1(hat z_0, z_gt); None in stage 1
+    restored: Tensor  # (B, 3, H, W) the network's output, for PSNR and previews
 
 
 def is_encoder_parameter(name: str) -> bool:
@@ -88,8 +89,9 @@ def stage1_loss(
         sharp: (B, 3, H, W) in [0, 1].
     """
     z_gt = _teacher_latent(network, prior, blurry, sharp)
-    image = F.l1_loss(network(blurry, cond=z_gt), sharp)
-    return StageLoss(total=image, image=image.detach(), latent=None)
+    restored = network(blurry, cond=z_gt)
+    image = F.l1_loss(restored, sharp)
+    return StageLoss(total=image, image=image.detach(), latent=None, restored=restored.detach())
 
 
 def stage2_loss(
@@ -112,9 +114,15 @@ def stage2_loss(
         z_gt = _teacher_latent(network, prior, blurry, sharp)
     padded = pad_to_multiple(blurry, network.size_multiple)
     z0_hat = prior.reconstruct(padded, z_gt, generator)
+    restored = network(blurry, cond=z0_hat)
     latent = F.l1_loss(z0_hat, z_gt)
-    image = F.l1_loss(network(blurry, cond=z0_hat), sharp)
-    return StageLoss(total=latent + image, image=image.detach(), latent=latent.detach())
+    image = F.l1_loss(restored, sharp)
+    return StageLoss(
+        total=latent + image,
+        image=image.detach(),
+        latent=latent.detach(),
+        restored=restored.detach(),
+    )
 
 
 def stage1_step(

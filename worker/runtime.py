@@ -130,13 +130,15 @@ class Runtime:
         self(rgb, RestoreRequest(tiles=tiles, prior_steps=None, seed=0))
         return time.perf_counter() - start
 
-    def restore_batch(
-        self, tiles: Tensor, request: RestoreRequest, generator: torch.Generator | None
-    ) -> Tensor:
-        """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior."""
+    def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
+        """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior.
+
+        Each tile draws the prior's noise from its own generator seeded with the job's seed,
+        so the result does not depend on the tile batch size or on OOM batch halving.
+        """
         assert self.restorer is not None, "setup() first"
         with self._autocast():
-            restored = self.restorer.restore(tiles, steps=request.prior_steps, generator=generator)
+            restored = self.restorer.restore(tiles, steps=request.prior_steps, seed=request.seed)
         return restored.float()
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
@@ -172,15 +174,12 @@ class Runtime:
         image = to_tensor(rgb, self.device)  # (1, 3, H, W)
         oom_retries = 0
         for tiles in self._tilings(request.tiles):
-            generator = None
-            if request.seed is not None:
-                generator = torch.Generator(device=self.device).manual_seed(request.seed)
             counted = _TileCounter(progress)
             start = time.perf_counter()
             try:
                 with torch.inference_mode():
                     restored = restore_tiled(
-                        functools.partial(self.restore_batch, request=request, generator=generator),
+                        functools.partial(self.restore_batch, request=request),
                         image,
                         tiles,
                         progress=counted,

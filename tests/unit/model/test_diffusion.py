@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from model.diffusion import GaussianDiffusion, linear_betas, respaced_timesteps
+from model.diffusion import GaussianDiffusion, gaussian, linear_betas, respaced_timesteps
 
 
 def _shrink(z_t: Tensor, t: Tensor) -> Tensor:
@@ -119,3 +119,14 @@ def test_reverse_chain_is_differentiable() -> None:
     z0_hat.abs().sum().backward()
     assert scale.grad is not None
     assert scale.grad.abs() > 0
+
+
+def test_one_generator_per_item_draws_each_item_alone() -> None:
+    def generators() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(seed) for seed in (3, 4)]
+
+    both = gaussian((2, 2, 5, 5), torch.device("cpu"), generators())
+    alone = [gaussian((1, 2, 5, 5), torch.device("cpu"), g) for g in generators()]
+    assert torch.equal(both, torch.cat(alone))
+    with pytest.raises(ValueError, match="3 generators for a batch of 2"):
+        gaussian((2, 2, 5, 5), torch.device("cpu"), [torch.Generator()] * 3)

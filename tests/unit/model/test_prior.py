@@ -47,6 +47,15 @@ def test_sample_is_deterministic_per_generator_and_differs_across_seeds() -> Non
     assert not torch.allclose(first, other)
 
 
+def test_reduced_precision_weights_sample_in_their_dtype() -> None:
+    prior = LatentPrior(TINY).to(torch.bfloat16).eval()
+    blurry = torch.rand(1, 3, 32, 32, dtype=torch.bfloat16)
+    with torch.no_grad():
+        z = prior.sample(blurry, generator=torch.Generator().manual_seed(0))
+    assert z.dtype == torch.bfloat16
+    assert torch.isfinite(z).all()
+
+
 def test_sizes_off_the_latent_grid_are_rejected() -> None:
     with pytest.raises(ValueError, match="multiple of 16"):
         PriorEncoderLQ(TINY)(torch.rand(1, 3, 30, 32))

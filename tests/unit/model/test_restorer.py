@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from model.checkpoint import CheckpointError, save_checkpoint
-from model.config import SwintormerConfig, preset
+from model.config import preset
 from model.prior import LatentPrior, PriorConfig
 from model.restorer import Restorer, load_restorer, save_restorer
 from model.swintormer import Swintormer
@@ -19,9 +20,7 @@ PRIOR = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denois
 
 
 def _tiny_network(cond_channels: int = 0) -> Swintormer:
-    return Swintormer(
-        SwintormerConfig.from_dict(preset("tiny").to_dict() | {"cond_channels": cond_channels})
-    )
+    return Swintormer(dataclasses.replace(preset("tiny"), cond_channels=cond_channels))
 
 
 def _restorer(seed: int = 0) -> Restorer:
@@ -62,10 +61,42 @@ def test_restore_is_deterministic_and_seeds_matter() -> None:
         seeded = restorer.restore(blurry, generator=torch.Generator().manual_seed(0))
         other = restorer.restore(blurry, generator=torch.Generator().manual_seed(1))
         fewer = restorer.restore(blurry, steps=1)
+        seed_0, seed_5 = restorer.restore(blurry, seed=0), restorer.restore(blurry, seed=5)
+    assert torch.equal(default, seed_0)
+    assert not torch.allclose(default, seed_5)
     assert torch.equal(default, again)
     assert torch.equal(default, seeded)
     assert not torch.allclose(default, other)
     assert not torch.allclose(default, fewer)
+
+
+def test_default_noise_makes_each_image_independent_of_its_batch() -> None:
+    restorer = _restorer()
+    first, second = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        together = restorer(torch.cat([first, second]))
+        torch.testing.assert_close(together[:1], restorer(first), rtol=0, atol=1e-6)
+        torch.testing.assert_close(together[1:], restorer(second), rtol=0, atol=1e-6)
+
+
+def test_tiled_output_does_not_depend_on_the_tile_batch_size() -> None:
+    from model.tiling import TileSettings, restore_tiled
+
+    restorer = _restorer()
+    image = torch.rand(1, 3, 80, 96)
+    with torch.no_grad():
+        one, three = (
+            restore_tiled(restorer.restore, image, TileSettings(tile_px=64, overlap_px=16, batch=b))
+            for b in (1, 3)
+        )
+    torch.testing.assert_close(one, three, rtol=0, atol=1e-5)
+
+
+def test_prior_and_network_agree_on_the_latent_stride() -> None:
+    import model.prior
+    import model.swintormer
+
+    assert model.prior.LATENT_STRIDE == model.swintormer.LATENT_STRIDE == 16
 
 
 def test_mismatched_prior_is_rejected() -> None:
@@ -134,3 +165,24 @@ def test_prior_runs_per_tile_under_restore_tiled() -> None:
     # The prior ran on tile batches only (2 x 2 tiles in batches of 3, then the single tile),
     # never on the whole 80x96 image.
     assert seen == [(3, 3, tile, tile), (1, 3, tile, tile), (1, 3, tile, tile), (1, 3, tile, tile)]
+
+
+def test_deblur_command_uses_the_prior_reproducibly(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from swintormer.cli import main
+
+    path = tmp_path / "with_prior.safetensors"
+    restorer = _restorer()
+    save_restorer(path, restorer)
+    source = tmp_path / "blurry.png"
+    Image.effect_noise((96, 80), 40).convert("RGB").save(source)
+    outputs = [tmp_path / "first.png", tmp_path / "second.png"]
+    for output in outputs:
+        arguments = ["deblur", str(source), "-o", str(output), "--checkpoint", str(path)]
+        assert main([*arguments, "--device", "cpu", "--tile-px", "64", "--overlap-px", "16"]) == 0
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    plain = tmp_path / "plain.png"
+    save_restorer(path, Restorer(restorer.network, None))
+    assert main(["deblur", str(source), "-o", str(plain), "--checkpoint", str(path)]) == 0
+    assert plain.read_bytes() != outputs[0].read_bytes()  # the prior changed the result

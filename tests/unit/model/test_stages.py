@@ -72,9 +72,12 @@ def test_stage1_trains_network_and_teacher_only() -> None:
     assert all(id(p) in ids for p in network.parameters())
     assert all(id(p) in ids for p in prior.encoder_gt.parameters())
     assert not any(id(p) in ids for p in prior.denoiser.parameters())
-    loss = stage1_loss(network, prior, *_batch())
+    blurry, sharp = _batch()
+    loss = stage1_loss(network, prior, blurry, sharp)
     assert loss.latent is None
     assert loss.total.requires_grad
+    assert loss.restored.shape == sharp.shape
+    assert not loss.restored.requires_grad
 
 
 def test_stage2_step_leaves_frozen_parameters_and_changes_trainable_ones() -> None:

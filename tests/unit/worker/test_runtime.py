@@ -35,9 +35,7 @@ class MemoryBoundRuntime(Runtime):
     def size_multiple(self) -> int:
         return 8
 
-    def restore_batch(
-        self, tiles: Tensor, request: RestoreRequest, generator: torch.Generator | None
-    ) -> Tensor:
+    def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         self.batches.append(tuple(tiles.shape))
         if tiles.shape[0] * tiles.shape[2] * tiles.shape[3] > self.budget_px:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
