@@ -8,8 +8,6 @@ import pytest
 
 from tests.deploy.deployment_files import (
     GRAFANA_DIR,
-    K8S_DIR,
-    PROMETHEUS_DIR,
     dashboard,
     dashboard_panels,
     load_yaml,
@@ -57,12 +55,6 @@ def test_panels_are_well_formed_and_use_the_provisioned_data_source() -> None:
         assert len(ref_ids) == len(set(ref_ids))
     assert model["uid"]
     assert model["title"]
-
-
-def test_prometheus_rule_for_kubernetes_matches_the_alert_file() -> None:
-    rule = load_yaml(K8S_DIR / "prometheusrule.yaml")
-    assert rule["kind"] == "PrometheusRule"
-    assert rule["spec"]["groups"] == load_yaml(PROMETHEUS_DIR / "alerts.yml")["groups"]
 
 
 def test_exporter_reader_follows_prometheus_client_naming() -> None:

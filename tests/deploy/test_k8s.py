@@ -1,7 +1,7 @@
 """Kubernetes manifests (kustomize): every file parses and is listed, selectors and named ports
 line up, the essentials hold (probes, one GPU per worker, graceful stop, KEDA on RQ's queue list
-with a warm replica, durable Redis, monitors that select the pods), and the queue key the
-autoscaler watches is the one RQ really fills."""
+with a warm replica, durable Redis, monitors that select the pods, the alert rules unchanged),
+and the queue key the autoscaler watches is the one RQ really fills."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from service.config import Settings
 from tests.deploy.checkers import kubectl, run_checker
 from tests.deploy.deployment_files import (
     K8S_DIR,
+    PROMETHEUS_DIR,
     load_yaml,
     load_yaml_documents,
     settings_env_names,
@@ -224,6 +225,14 @@ def test_monitors_select_the_gateway_service_and_the_worker_pods() -> None:
     assert pod_monitor["selector"]["matchLabels"].items() <= worker_pods.items()
     assert {e["port"] for e in pod_monitor["podMetricsEndpoints"]} <= _port_names(
         _container("swintormer-worker")
+    )
+
+
+def test_prometheus_rule_for_kubernetes_matches_the_alert_file() -> None:
+    rule = load_yaml(K8S_DIR / "prometheusrule.yaml")
+    assert rule["kind"] == "PrometheusRule"
+    assert rule["spec"]["groups"] == load_yaml(PROMETHEUS_DIR / "alerts.yml")["groups"], (
+        "deploy/k8s/prometheusrule.yaml must carry alerts.yml's groups unchanged: copy them over"
     )
 
 
