@@ -1,0 +1,318 @@
+"""Checkpoints: our safetensors format, and the importer for checkpoints of the released code.
+
+Our format is one safetensors file. Tensors are named `network.<param>` and `prior.<param>`;
+the safetensors header's string metadata holds JSON under `format_version`, `architecture`
+(the `SwintormerConfig` dict), `prior` (the prior's config, when there is one) and
+`provenance` (how the weights were made). The network rebuilds from the file alone and loading
+never unpickles anything.
+
+The released code (BasicSR) saves `{"params": state_dict, "params_ema": state_dict}` with
+PyTorch's pickle format, sometimes with DataParallel's `module.` prefixes. `convert_released`
+reads such a file with `torch.load(weights_only=True)` (plain tensors only) and maps its names
+to ours: LayerNorms lose Restormer's `.body` wrapper, `patch_embed.proj2` becomes
+`patch_embed.proj`, and the 1x1 convs that we run as `nn.Linear` on token grids drop their
+trailing (1, 1) kernel dimensions. Every mismatch is an error naming the keys: never a silent
+partial load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from model.config import SwintormerConfig
+from model.swintormer import Swintormer
+
+FORMAT_VERSION = 1
+NETWORK_PREFIX = "network."
+PRIOR_PREFIX = "prior."
+MAX_NAMED_KEYS = 8  # error messages name this many keys of each kind, then count the rest
+
+_LEVEL = r"(?:encoder_level[123]|latent|decoder_level[123]|refinement)\.\d+"
+# (released name pattern, replacement, whether a 1x1 conv weight becomes a linear weight)
+_RELEASED_KEYS: tuple[tuple[re.Pattern[str], str, bool], ...] = tuple(
+    (re.compile(pattern), replacement, is_linear)
+    for pattern, replacement, is_linear in (
+        (r"patch_embed\.proj2\.weight", "patch_embed.proj.weight", False),
+        (rf"({_LEVEL})\.(norm[12])\.body\.(weight|bias)", r"\1.\2.\3", False),
+        (
+            rf"({_LEVEL}\.attn\.(?:logit_scale|cpb_mlp\.0\.weight|cpb_mlp\.0\.bias"
+            r"|cpb_mlp\.2\.weight|qkv_dwconv\.weight|qkv_dwconv\.bias))",
+            r"\1",
+            False,
+        ),
+        (
+            rf"({_LEVEL}\.(?:attn\.qkv|attn\.project_out|ffn\.project_in|ffn\.project_out)\.)"
+            r"(weight|bias)",
+            r"\1\2",
+            True,
+        ),
+        (r"((?:down1_2|down2_3|down3_4|up4_3|up3_2|up2_1)\.body\.0\.weight)", r"\1", False),
+        (r"((?:reduce_chan_level[23]|skip_conv)\.(?:weight|bias))", r"\1", True),
+        (r"(output\.0\.(?:weight|bias))", r"\1", False),
+    )
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit; the message names the keys."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What `load_checkpoint` returns: the network (eval mode) and the rest of the file."""
+
+    network: Swintormer
+    config: SwintormerConfig
+    prior_state: dict[str, Tensor] | None
+    prior_config: dict[str, Any] | None
+    metadata: dict[str, Any]
+
+
+def _named(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_NAMED_KEYS])
+    more = len(keys) - MAX_NAMED_KEYS
+    return f"{shown}, ... and {more} more" if more > 0 else shown
+
+
+def check_state_dict(expected: Mapping[str, Tensor], got: Mapping[str, Tensor], what: str) -> None:
+    """Raise `CheckpointError` unless `got` has exactly the keys and shapes of `expected`.
+
+    Args:
+        expected: the state_dict of the module that will receive the weights.
+        got: the weights.
+        what: the weights' description for the message (file name, config).
+    """
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    mismatched = sorted(
+        f"{key} (weights {tuple(got[key].shape)}, network {tuple(expected[key].shape)})"
+        for key in set(expected) & set(got)
+        if got[key].shape != expected[key].shape
+    )
+    problems = [
+        f"{label} ({len(keys)}): {_named(keys)}"
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        )
+        if keys
+    ]
+    if problems:
+        raise CheckpointError(f"{what} does not fit the network: " + "; ".join(problems))
+
+
+def released_key(key: str) -> tuple[str, bool] | None:
+    """Our name for a released parameter name, and whether it is a 1x1 conv run as a linear.
+
+    Returns None for a name the released network does not have.
+    """
+    for pattern, replacement, is_linear in _RELEASED_KEYS:
+        if pattern.fullmatch(key):
+            return pattern.sub(replacement, key), is_linear
+    return None
+
+
+def map_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a released state_dict to our parameter names.
+
+    Args:
+        state: released names (optionally with `module.` prefixes) -> tensors.
+
+    Returns:
+        Our names -> tensors (1x1 conv weights (O, I, 1, 1) reshaped to (O, I)).
+
+    Raises:
+        CheckpointError: names the keys the released network does not have.
+    """
+    mapped: dict[str, Tensor] = {}
+    unknown: list[str] = []
+    for key, tensor in state.items():
+        name = key.removeprefix("module.")
+        found = released_key(name)
+        if found is None:
+            unknown.append(key)
+            continue
+        ours, is_linear = found
+        if is_linear and tensor.dim() == 4 and tensor.shape[2:] == (1, 1):
+            tensor = tensor.flatten(1)
+        mapped[ours] = tensor
+    if unknown:
+        raise CheckpointError(
+            f"unknown keys, not in the released network ({len(unknown)}): {_named(sorted(unknown))}"
+        )
+    return mapped
+
+
+def convert_released(path_pth: str | Path, ema: bool) -> dict[str, Tensor]:
+    """Read a checkpoint of the released code and return its weights under our names.
+
+    Args:
+        path_pth: a BasicSR checkpoint `{"params": ..., "params_ema": ...}` or a bare
+            state_dict, saved by `torch.save`; read with `weights_only=True`.
+        ema: take `params_ema` (the exponential moving average) instead of `params`.
+
+    Returns:
+        Our parameter names -> tensors; pass them to `network_from_state_dict`.
+    """
+    try:
+        raw = torch.load(path_pth, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle and zip errors of several kinds
+        raise CheckpointError(
+            f"cannot read {path_pth} as a tensors-only checkpoint: {error}"
+        ) from error
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{path_pth} holds a {type(raw).__name__}, not a state_dict")
+    wanted = "params_ema" if ema else "params"
+    if "params" in raw or "params_ema" in raw:
+        if wanted not in raw:
+            other = "without --ema" if ema else "with --ema"
+            raise CheckpointError(
+                f"{path_pth} has no {wanted!r} entry (it has {_named(sorted(map(str, raw)))}); "
+                f"convert {other}"
+            )
+        state = raw[wanted]
+    elif ema:
+        raise CheckpointError(f"{path_pth} is a bare state_dict: it has no 'params_ema' entry")
+    else:
+        state = raw
+    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, Tensor))
+    if not_tensors:
+        raise CheckpointError(f"{path_pth}: entries that are not tensors: {_named(not_tensors)}")
+    return map_released_state_dict(state)
+
+
+def network_from_state_dict(
+    state: Mapping[str, Tensor], config: SwintormerConfig, what: str = "the weights"
+) -> Swintormer:
+    """Build `Swintormer(config)` and load `state` into it strictly (eval mode, CPU).
+
+    Raises:
+        CheckpointError: missing / unexpected keys or shape mismatches, named.
+    """
+    network = Swintormer(config)
+    check_state_dict(network.state_dict(), state, f"{what} (config {config.to_dict()})")
+    network.load_state_dict(state, strict=True)
+    return network.eval()
+
+
+def save_checkpoint(
+    path: str | Path,
+    network: Swintormer,
+    prior: nn.Module | None = None,
+    prior_config: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> None:
+    """Write the network (and the prior, if any) to one safetensors file, atomically.
+
+    Args:
+        path: the output file.
+        network: its config is stored beside its weights.
+        prior: the latent prior module, stored under `prior.`.
+        prior_config: the prior's JSON-safe config dict.
+        provenance: JSON-safe facts about how the weights were made.
+    """
+    tensors = {NETWORK_PREFIX + k: v for k, v in network.state_dict().items()}
+    if prior is not None:
+        tensors |= {PRIOR_PREFIX + k: v for k, v in prior.state_dict().items()}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "architecture": json.dumps(network.config.to_dict()),
+        "provenance": json.dumps(provenance or {}),
+    }
+    if prior_config is not None:
+        metadata["prior"] = json.dumps(prior_config)
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata=metadata)
+    os.replace(partial, path)
+
+
+def _read_metadata(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:
+    if not raw or "format_version" not in raw or "architecture" not in raw:
+        raise CheckpointError(
+            f"{path} is a safetensors file without Swintormer metadata "
+            "(format_version, architecture); save it with save_checkpoint"
+        )
+    try:
+        metadata: dict[str, Any] = {key: json.loads(value) for key, value in raw.items()}
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: metadata is not JSON: {error}") from None
+    if metadata["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {metadata['format_version']}; "
+            f"this code reads version {FORMAT_VERSION}"
+        )
+    return metadata
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Read a checkpoint written by `save_checkpoint`.
+
+    Args:
+        path: the safetensors file.
+        device: where the network and the prior's tensors go.
+
+    Returns:
+        The network in eval mode on `device`, its config, and the prior's state and config.
+
+    Raises:
+        CheckpointError: not our format, or weights that do not fit the stored config.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = _read_metadata(handle.metadata(), path)
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except SafetensorError as error:
+        raise CheckpointError(
+            f"{path} is not a safetensors checkpoint ({error}); released .pth checkpoints "
+            "are imported with `swintormer convert`"
+        ) from None
+    strays = sorted(k for k in tensors if not k.startswith((NETWORK_PREFIX, PRIOR_PREFIX)))
+    if strays:
+        raise CheckpointError(f"{path}: keys outside network./prior.: {_named(strays)}")
+    try:
+        config = SwintormerConfig.from_dict(metadata["architecture"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: bad architecture metadata: {error}") from None
+    network_state = {
+        k.removeprefix(NETWORK_PREFIX): v
+        for k, v in tensors.items()
+        if k.startswith(NETWORK_PREFIX)
+    }
+    prior_state = {
+        k.removeprefix(PRIOR_PREFIX): v.to(device)
+        for k, v in tensors.items()
+        if k.startswith(PRIOR_PREFIX)
+    }
+    network = network_from_state_dict(network_state, config, what=str(path)).to(device)
+    return LoadedCheckpoint(
+        network=network,
+        config=config,
+        prior_state=prior_state or None,
+        prior_config=metadata.get("prior"),
+        metadata=metadata,
+    )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, for provenance records."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

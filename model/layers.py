@@ -1,0 +1,344 @@
+"""Building blocks of the Swintormer network: mixed window attention, gated feed-forward, block.
+
+Swintormer (Chen et al., 2024, "Swintormer: image deblurring with a latent diffusion prior")
+mixes Swin-V2 shifted-window attention over pixels with Restormer's transposed (channel)
+attention computed inside each window. `../shared/design/architecture.md` specifies the released
+network; this module re-implements it from that description.
+
+Layout: inside the transformer levels features are token grids (B, H, W, C), contiguous. Linear
+layers and LayerNorm then act on the last dimension without copies, and `tokens.permute(0, 3, 1,
+2)` is an NCHW view in channels-last memory that the 3x3 convolutions take as it is.
+
+Speed (inference): the relative-position bias is cached while the CPB-MLP's parameters are
+unchanged, the shift masks are built once per (window, shift, device, dtype) and added only to
+the last row and column of windows (every other window's mask is zero), and `softmax_one` runs
+as the fused softmax kernel plus a per-row factor applied to the much smaller product with V.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+CPB_HIDDEN = 512  # width of the continuous position bias MLP (Swin-V2)
+MAX_LOGIT_SCALE = math.log(100.0)  # Swin-V2 clamps the cosine-attention temperature here
+MASK_VALUE = -100.0  # additive mask between tokens from different regions of a shifted window
+
+FiLM = tuple[Tensor, Tensor]  # (gamma, beta), each (B, H, W, C) or broadcastable to it
+
+
+def window_partition(x: Tensor, window: int) -> Tensor:
+    """Cut a token grid into non-overlapping windows.
+
+    Args:
+        x: (B, H, W, C) with H and W multiples of `window`.
+        window: window side in pixels.
+
+    Returns:
+        (B * H/window * W/window, window * window, C); windows in row-major order.
+    """
+    B, H, W, C = x.shape
+    x = x.view(B, H // window, window, W // window, window, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, C)
+
+
+def window_reverse(windows: Tensor, window: int, H: int, W: int) -> Tensor:
+    """Inverse of `window_partition`: (B * nW, window * window, C) -> (B, H, W, C)."""
+    C = windows.shape[-1]
+    x = windows.view(-1, H // window, W // window, window, window, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+
+
+def attend_softmax_one(logits: Tensor, values: Tensor) -> Tensor:
+    """`softmax_one(logits) @ values` as the released code defines softmax_one.
+
+    softmax_one(a) = exp(a - m) / (1 + sum(exp(a - m))) with m the row maximum: rows sum to a
+    value in [0.5, 1). Since max(softmax(a)) = 1 / sum(exp(a - m)), softmax_one(a) equals
+    softmax(a) / (1 + max(softmax(a))): one fused softmax, one row maximum, and the row factor
+    applied after the product, where it touches (..., N, d) values instead of (..., N, N).
+
+    Args:
+        logits: (..., N, M).
+        values: (..., M, d).
+
+    Returns:
+        (..., N, d).
+    """
+    probs = torch.softmax(logits, dim=-1)
+    return (probs @ values) / (1 + probs.amax(dim=-1, keepdim=True))
+
+
+def relative_coords_table(window: int) -> Tensor:
+    """Swin-V2 log-spaced relative coordinates: ((2w - 1)^2, 2), float32.
+
+    Each coordinate d in [-(w-1), w-1] maps to sign(8d/(w-1)) * log2(1 + |8d/(w-1)|) / log2(8).
+    """
+    d = torch.arange(-(window - 1), window, dtype=torch.float32) / (window - 1) * 8
+    grid = torch.stack(torch.meshgrid(d, d, indexing="ij"), dim=-1).reshape(-1, 2)
+    return torch.sign(grid) * torch.log2(grid.abs() + 1.0) / math.log2(8)
+
+
+def relative_position_index(window: int) -> Tensor:
+    """Index into the relative-coordinate table for each pair of tokens: (N, N), N = w * w."""
+    axis = torch.arange(window)
+    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij")).flatten(1)  # (2, N)
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # (2, N, N), in [0, 2w-2]
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+@functools.lru_cache(maxsize=64)
+def shift_masks(
+    window: int, shift: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Additive Swin shift masks (N, N) for the windows that need one.
+
+    After a cyclic shift by `shift`, only windows in the last row and the last column of the
+    grid hold pixels from different image regions; every other window's mask is zero. The mask
+    of a last-row window depends only on the token rows, that of a last-column window only on
+    the columns, and the corner window combines both. Built once per key, never per forward.
+
+    Returns:
+        (last_row, last_column, corner), each (N, N) with 0 or MASK_VALUE.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        lower = (torch.arange(window, device=device) >= window - shift).long()  # (w,) region
+        row_region = lower[:, None].expand(window, window).flatten()  # (N,) by token row
+        col_region = lower[None, :].expand(window, window).flatten()  # (N,) by token column
+
+        def mask(region: Tensor) -> Tensor:
+            differs = region[:, None] != region[None, :]
+            return torch.zeros(differs.shape, dtype=dtype, device=device).masked_fill(
+                differs, MASK_VALUE
+            )
+
+        return mask(row_region), mask(col_region), mask(2 * row_region + col_region)
+
+
+class MixedAttention(nn.Module):
+    """Shifted-window attention with a spatial (Swin-V2) and a channel (MDTA) branch.
+
+    One 1x1 conv + per-window 3x3 depthwise conv produce 3C channels: the first 3C/2 are q, k, v
+    of the spatial branch (cosine attention over the w*w pixels of a window, learned temperature,
+    continuous position bias, shift mask), the last 3C/2 those of the channel branch (transposed
+    attention over channels inside the window, no temperature). Both use `softmax_one`; their
+    outputs are concatenated and projected back to C.
+    """
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int, bias: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.window = window
+        self.shift = shift
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, CPB_HIDDEN, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Linear(CPB_HIDDEN, heads, bias=False),
+        )
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(
+            3 * dim, 3 * dim, kernel_size=3, padding=1, groups=3 * dim, bias=bias
+        )
+        self.project_out = nn.Linear(dim, dim, bias=bias)
+        self.relative_coords_table: Tensor
+        self.relative_position_index: Tensor
+        self.register_buffer("relative_coords_table", relative_coords_table(window), False)
+        self.register_buffer("relative_position_index", relative_position_index(window), False)
+        self._bias_cache: tuple[tuple[object, ...], Tensor] | None = None
+
+    def train(self, mode: bool = True) -> MixedAttention:
+        """Switch mode and drop the cached position bias (training recomputes it each call)."""
+        self._bias_cache = None
+        return super().train(mode)
+
+    def compute_position_bias(self) -> Tensor:
+        """16 * sigmoid(CPB(relative coords))[index]: (heads, N, N)."""
+        N = self.window * self.window
+        table = self.cpb_mlp(self.relative_coords_table)  # ((2w-1)^2, heads)
+        bias = table[self.relative_position_index.view(-1)].view(N, N, self.heads)
+        return 16 * torch.sigmoid(bias.permute(2, 0, 1))
+
+    def position_bias(self) -> Tensor:
+        """The position bias, cached in eval mode while no gradient must flow through it.
+
+        The cache key holds the CPB parameters' storage and in-place version counters, so
+        `load_state_dict`, an optimizer step or a device/dtype move invalidates it.
+        """
+        params = list(self.cpb_mlp.parameters())
+        if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            return self.compute_position_bias()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._bias_cache is None or self._bias_cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._bias_cache = (key, self.compute_position_bias())
+        return self._bias_cache[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Attend within (shifted) windows.
+
+        Args:
+            x: (B, H, W, C) normalised features, H and W multiples of the window.
+
+        Returns:
+            (B, H, W, C).
+        """
+        B, H, W, C = x.shape
+        window, shift = self.window, self.shift
+        N = window * window
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        qkv = self.qkv(window_partition(x, window))  # (B*nW, N, 3C)
+        # per-window depthwise conv: zero padding at every window border, as released
+        qkv = qkv.view(-1, window, window, 3 * C).permute(0, 3, 1, 2)  # channels-last view
+        qkv = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(-1, N, 3 * C)
+        q_s, k_s, v_s, q_c, k_c, v_c = qkv.split(C // 2, dim=-1)  # each (B*nW, N, C/2)
+        spatial = self._spatial(q_s, k_s, v_s, B, H // window, W // window)
+        channel = self._channel(q_c, k_c, v_c)
+        out = self.project_out(torch.cat([spatial, channel], dim=-1))  # (B*nW, N, C)
+        out = window_reverse(out, window, H, W)
+        if shift:
+            out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
+        return out
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """(B*nW, N, C/2) -> (B*nW, heads, N, d); channels split as (head, d)."""
+        Bn, N, half = x.shape
+        return x.view(Bn, N, self.heads, half // self.heads).transpose(1, 2)
+
+    def _merge_heads(self, x: Tensor) -> Tensor:
+        """(B*nW, heads, N, d) -> (B*nW, N, heads * d)."""
+        Bn, heads, N, d = x.shape
+        return x.transpose(1, 2).reshape(Bn, N, heads * d)
+
+    def _spatial(self, q: Tensor, k: Tensor, v: Tensor, B: int, rows: int, cols: int) -> Tensor:
+        """Cosine attention over the pixels of each window: (B*nW, N, C/2) x3 -> same."""
+        scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()  # (heads, 1, 1)
+        q = F.normalize(self._heads(q), dim=-1) * scale
+        k = F.normalize(self._heads(k), dim=-1)
+        logits = q @ k.transpose(-2, -1)  # (B*nW, heads, N, N)
+        N = logits.shape[-1]
+        grid = logits.view(B, rows, cols, self.heads, N, N)
+        grid += self.position_bias()
+        if self.shift:
+            last_row, last_col, corner = shift_masks(
+                self.window, self.shift, logits.device, logits.dtype
+            )
+            grid[:, -1, :-1] += last_row
+            grid[:, :-1, -1] += last_col
+            grid[:, -1, -1] += corner
+        return self._merge_heads(attend_softmax_one(logits, self._heads(v)))
+
+    def _channel(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Transposed (channel) attention inside each window: (B*nW, N, C/2) x3 -> same."""
+        q = F.normalize(self._heads(q), dim=-2)  # (B*nW, heads, N, d), unit norm over tokens
+        k = F.normalize(self._heads(k), dim=-2)
+        logits = q.transpose(-2, -1) @ k  # (B*nW, heads, d, d)
+        out = attend_softmax_one(logits, self._heads(v).transpose(-2, -1))  # (.., d, N)
+        return self._merge_heads(out.transpose(-2, -1))
+
+
+class GatedFeedForward(nn.Module):
+    """1x1 conv to two halves of width int(factor * C), their product, 1x1 conv back to C."""
+
+    def __init__(self, dim: int, factor: float, bias: bool) -> None:
+        super().__init__()
+        hidden = int(dim * factor)
+        self.project_in = nn.Linear(dim, 2 * hidden, bias=bias)
+        self.project_out = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., C) -> (..., C)."""
+        gate, value = self.project_in(x).chunk(2, dim=-1)
+        return self.project_out(gate * value)
+
+
+def modulate(x: Tensor, film: FiLM | None) -> Tensor:
+    """FiLM: x * (1 + gamma) + beta, or x unchanged when there is no conditioning."""
+    if film is None:
+        return x
+    gamma, beta = film
+    return torch.addcmul(x + beta, x, gamma)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + attn(LN(x)), then x + ffn(LN(x)), optionally FiLM-modulated."""
+
+    def __init__(
+        self, dim: int, heads: int, window: int, shift: int, ffn_factor: float, bias: bool
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MixedAttention(dim, heads, window, shift, bias)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = GatedFeedForward(dim, ffn_factor, bias)
+
+    def forward(self, x: Tensor, film: FiLM | None = None) -> Tensor:
+        """(B, H, W, C) -> (B, H, W, C); `film` modulates both normalised inputs."""
+        x = x + self.attn(modulate(self.norm1(x), film))
+        return x + self.ffn(modulate(self.norm2(x), film))
+
+
+def transformer_level(
+    dim: int, depth: int, heads: int, window: int, ffn_factor: float, bias: bool
+) -> nn.ModuleList:
+    """`depth` blocks alternating shift 0 and window/2 (even index: unshifted)."""
+    return nn.ModuleList(
+        TransformerBlock(dim, heads, window, (window // 2) * (i % 2), ffn_factor, bias)
+        for i in range(depth)
+    )
+
+
+def to_channels_first(tokens: Tensor) -> Tensor:
+    """(B, H, W, C) -> (B, C, H, W) view, channels-last in memory (no copy)."""
+    return tokens.permute(0, 3, 1, 2)
+
+
+def to_tokens(image: Tensor) -> Tensor:
+    """(B, C, H, W) -> contiguous (B, H, W, C); free when the input is channels-last."""
+    return image.permute(0, 2, 3, 1).contiguous()
+
+
+class Downsample(nn.Module):
+    """Half resolution, double width: 3x3 conv C -> C/2 (no bias), then PixelUnshuffle(2)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(dim, dim // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) -> (B, H/2, W/2, 2C)."""
+        return to_tokens(self.body(to_channels_first(x)))
+
+
+class Upsample(nn.Module):
+    """Double resolution, half width: 3x3 conv C -> 2C (no bias), then PixelShuffle(2)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(dim, dim * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) -> (B, 2H, 2W, C/2)."""
+        return to_tokens(self.body(to_channels_first(x)))
+
+
+class PatchEmbed(nn.Module):
+    """Stem: PixelUnshuffle(2), then 3x3 conv 4*in -> C (no bias)."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.unshuffle = nn.PixelUnshuffle(2)
+        self.proj = nn.Conv2d(4 * in_channels, dim, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, in, H, W) -> (B, H/2, W/2, C)."""
+        x = self.unshuffle(x).contiguous(memory_format=torch.channels_last)
+        return to_tokens(self.proj(x))

@@ -1,0 +1,53 @@
+"""SwintormerConfig: presets, validation, JSON round trip, size multiple."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from model.config import PRESETS, SwintormerConfig, preset
+
+
+def test_presets_are_the_documented_ones() -> None:
+    assert PRESETS == ("paper", "base", "lite", "tiny")
+    assert preset("paper") == SwintormerConfig()
+    assert preset("base").in_channels == 3
+    assert preset("base").level_widths == preset("paper").level_widths
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_json_round_trip(name: str) -> None:
+    config = preset(name)
+    assert SwintormerConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_unknown_preset_and_unknown_keys_are_named() -> None:
+    with pytest.raises(ValueError, match="'huge'"):
+        preset("huge")
+    with pytest.raises(ValueError, match="colour"):
+        SwintormerConfig.from_dict({"dim": 8, "colour": 1})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dim": 7}, "dim must be even"),
+        ({"heads": (1, 2, 4, 5)}, "not divisible by 5 heads"),
+        ({"num_blocks": (1, 1, 1)}, "num_blocks needs 4"),
+        ({"window_size": 1}, "windows must be >= 2"),
+        ({"in_channels": 1}, "in_channels"),
+        ({"num_blocks": (1, 0, 1, 1)}, "at least one block"),
+    ],
+)
+def test_invalid_configs_are_rejected(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SwintormerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_size_multiple_holds_whole_windows_at_every_level() -> None:
+    assert preset("paper").size_multiple == 256
+    assert preset("tiny").size_multiple == 64
+    # level l runs at 1/2^l: windows (16, 8, 8, 8) need 32, 32, 64, 128
+    assert SwintormerConfig(window_sizes=(16, 8, 8, 8)).size_multiple == 128
+    assert SwintormerConfig(window_sizes=(6, 4, 4, 4)).size_multiple == 192
