@@ -40,9 +40,6 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
-    Subcommand(
-        "train", "train a model from a TOML configuration (resumable)", "model.train_cli"
-    ),
 )
 
 
