@@ -92,7 +92,7 @@ def check_state_dict(expected: Mapping[str, Tensor], got: Mapping[str, Tensor], 
     Args:
         expected: the state_dict of the module that will receive the weights.
         got: the weights.
-        what: the weights' description for the message (file name, config).
+        what: what is loaded into what, for the message ("x.pth into a Swintormer ...").
     """
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
@@ -111,7 +111,7 @@ def check_state_dict(expected: Mapping[str, Tensor], got: Mapping[str, Tensor], 
         if keys
     ]
     if problems:
-        raise CheckpointError(f"{what} does not fit the network: " + "; ".join(problems))
+        raise CheckpointError(f"cannot load {what}: " + "; ".join(problems))
 
 
 def released_key(key: str) -> tuple[str, bool] | None:
@@ -203,7 +203,8 @@ def network_from_state_dict(
         CheckpointError: missing / unexpected keys or shape mismatches, named.
     """
     network = Swintormer(config)
-    check_state_dict(network.state_dict(), state, f"{what} (config {config.to_dict()})")
+    target = f"{what} into a Swintormer with config {config.to_dict()}"
+    check_state_dict(network.state_dict(), state, target)
     network.load_state_dict(state, strict=True)
     return network.eval()
 

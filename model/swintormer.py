@@ -53,27 +53,33 @@ ENCODER_PREFIXES: tuple[str, ...] = (
 LATENT_STRIDE = 16  # the latent level runs at 1/16 of the (padded) input
 
 
-def pad_to_multiple(image: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad the bottom and right of `image` up to multiples of `multiple`.
+def pad_to_size(image: Tensor, height: int, width: int) -> Tensor:
+    """Reflect-pad the bottom and right of `image` to at least `height` x `width`.
 
     Padding wider than the image is done in several reflections; a side of one pixel, which
     cannot be reflected, is replicated.
 
     Args:
         image: (B, C, H, W).
-        multiple: the size multiple.
+        height: minimum output height.
+        width: minimum output width.
 
     Returns:
-        (B, C, ceil(H / multiple) * multiple, ceil(W / multiple) * multiple).
+        (B, C, max(H, height), max(W, width)).
     """
-    for dim in (-2, -1):
-        target = -(-image.shape[dim] // multiple) * multiple
+    for dim, target in ((-2, height), (-1, width)):
         while image.shape[dim] < target:
             size = image.shape[dim]
             step = min(target - size, max(size - 1, 1))
             pad = (0, step, 0, 0) if dim == -1 else (0, 0, 0, step)
             image = F.pad(image, pad, mode="reflect" if size > 1 else "replicate")
     return image
+
+
+def pad_to_multiple(image: Tensor, multiple: int) -> Tensor:
+    """Reflect-pad (B, C, H, W) to (B, C, ceil(H / m) * m, ceil(W / m) * m), m = `multiple`."""
+    H, W = image.shape[-2:]
+    return pad_to_size(image, -(-H // multiple) * multiple, -(-W // multiple) * multiple)
 
 
 def _init_weights(module: nn.Module) -> None:

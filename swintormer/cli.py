@@ -40,6 +40,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
+    Subcommand(
+        "convert",
+        "import a checkpoint of the released code (.pth) to safetensors",
+        "model.convert_cli",
+    ),
 )
 
 
