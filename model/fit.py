@@ -20,7 +20,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -277,6 +277,41 @@ class _Run:
         self.elapsed_before_s = float(saved["elapsed_s"])
 
 
+class _StepBatches(torch.utils.data.Dataset[tuple[np.ndarray, np.ndarray]]):
+    """Item `step` is the batch of that step: the source sampled with the step's generator."""
+
+    def __init__(self, source: PairSource, seed: int, batch: int, patch_px: int) -> None:
+        self.source, self.seed, self.batch, self.patch_px = source, seed, batch, patch_px
+
+    def __getitem__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(step_seed(self.seed, step))
+        return self.source.sample(rng, self.batch, self.patch_px)
+
+
+def _step_batches(
+    source: PairSource, config: TrainConfig, start: int, stop: int
+) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """The batches of steps `start`..`stop - 1` in order, made by `run.data_workers` processes.
+
+    Each batch depends only on (seed, step), so workers change nothing but the speed.
+    """
+    dataset = _StepBatches(source, config.run.seed, config.data.batch, config.data.patch_px)
+    if config.run.data_workers == 0:
+        return (dataset[step] for step in range(start, stop))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=range(start, stop),
+        num_workers=config.run.data_workers,
+        prefetch_factor=4,
+        collate_fn=_as_is,  # keep numpy arrays; the loop moves them to the device
+    )
+
+
+def _as_is(pair: Any) -> Any:
+    return pair
+
+
 def _batches(blurry: Tensor, sharp: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
     for start in range(0, blurry.shape[0], size):
         yield blurry[start : start + size], sharp[start : start + size]
@@ -382,6 +417,7 @@ def fit(
     last_checkpoint = time.perf_counter()
     window: list[float] = []
     finished = run.step >= run.total_steps
+    batches = iter(_step_batches(source, config, run.step, run.total_steps))
     while not finished:
         stage, index = run.stage_at(run.step)
         if run.optimizer_stage != stage.number:
@@ -393,12 +429,9 @@ def fit(
         )
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        seed = step_seed(config.run.seed, run.step)
-        blurry_np, sharp_np = source.sample(
-            np.random.default_rng(seed), config.data.batch, config.data.patch_px
-        )
+        blurry_np, sharp_np = next(batches)
         blurry, sharp = _to_tensor(blurry_np, run.device), _to_tensor(sharp_np, run.device)
-        generator = torch.Generator(run.device).manual_seed(seed)
+        generator = torch.Generator(run.device).manual_seed(step_seed(config.run.seed, run.step))
         model.train()
         with _autocast(run.device, config.run.amp):
             loss, restored = stage.loss(model, blurry, sharp, generator)

@@ -25,6 +25,7 @@ OBSERVATION_KEYS = frozenset(
         "run.out_dir",
         "run.device",
         "run.threads",
+        "run.data_workers",
         "run.log_every",
         "run.val_every",
         "run.checkpoint_every",
@@ -54,8 +55,9 @@ class DataSection:
 
     patch_px: int = 128  # side of a square training patch
     batch: int = 8  # patches per step
-    photos_dir: str = ""  # prepared photos (swintormer data prepare); "": the default cache
-    dead_leaves_fraction: float = 0.5  # share of patches cut from procedural dead-leaves images
+    photos_dir: str = ""  # folder of training photos (.jpg/.png, recursive); "": none
+    photos_downscale: int = 2  # box-downscale factor applied to the photos when loaded
+    dead_leaves_fraction: float = 1.0  # share of patches cut from procedural dead-leaves images
     dead_leaves_px: int = 512  # side of one generated dead-leaves image
     val_pairs: int = 16  # fixed validation pairs, generated once from `val_seed`
     val_seed: int = 12345  # seed of the validation pairs (distinct from the training stream)
@@ -94,6 +96,7 @@ class RunSection:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     amp: str = "bf16"  # mixed precision on CUDA: "bf16", "fp16" or "off"; always off on CPU
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    data_workers: int = 0  # processes cutting training pairs ahead of the GPU; 0: in-process
     log_every: int = 10  # steps between progress lines
     val_every: int = 100  # steps between validations (and best-checkpoint updates)
     checkpoint_every: int = 100  # steps between resume checkpoints
@@ -236,6 +239,7 @@ def _validate(config: TrainConfig) -> None:
         "data.patch_px": config.data.patch_px,
         "data.batch": config.data.batch,
         "data.dead_leaves_px": config.data.dead_leaves_px,
+        "data.photos_downscale": config.data.photos_downscale,
         "data.val_pairs": config.data.val_pairs,
         "model.prior_steps": config.model.prior_steps,
         "model.prior_channels": config.model.prior_channels,
@@ -254,6 +258,7 @@ def _validate(config: TrainConfig) -> None:
         "optim.grad_clip": config.optim.grad_clip,
         "stages.stage2_steps": config.stages.stage2_steps,
         "run.threads": config.run.threads,
+        "run.data_workers": config.run.data_workers,
         "run.checkpoint_every_s": config.run.checkpoint_every_s,
         "run.max_wall_s": config.run.max_wall_s,
     }
@@ -271,6 +276,8 @@ def _validate(config: TrainConfig) -> None:
         problems.append(
             f"data.dead_leaves_fraction must be in [0, 1], got {config.data.dead_leaves_fraction}"
         )
+    if not config.data.photos_dir and config.data.dead_leaves_fraction < 1.0:
+        problems.append("data.dead_leaves_fraction must be 1.0 when data.photos_dir is empty")
     if config.run.amp not in ("bf16", "fp16", "off"):
         problems.append(f"run.amp must be 'bf16', 'fp16' or 'off', got {config.run.amp!r}")
     if not config.model.use_prior and config.stages.stage2_steps:

@@ -45,6 +45,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "import a checkpoint of the released code (.pth) to safetensors",
         "model.convert_cli",
     ),
+    Subcommand("train", "train a model from a TOML configuration (resumable)", "model.train_cli"),
 )
 
 

@@ -188,3 +188,12 @@ def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
 def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TrainConfigError, match="does not exist"):
         _train(_config(tmp_path), resume=True)
+
+
+def test_data_workers_change_nothing_but_speed(tmp_path: Path) -> None:
+    in_process = _train(_config(tmp_path / "a"))
+    with_worker = _train(_config(tmp_path / "b", data_workers=1))
+    for a, b in zip(
+        in_process.state_dict().values(), with_worker.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
