@@ -11,15 +11,17 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest setup clean
+.PHONY: run test lint typecheck pytest setup clean tools promtool lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Runtime dependencies install at the versions of deploy/requirements.lock, the ones the image
+# ships; a new dependency installs at its newest version until `make lock` pins it.
+$(STAMP): pyproject.toml deploy/requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint deploy/requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -32,10 +34,38 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info .tools
+
+# Offline checkers of the deployment files (tests/deploy), installed into .tools/ when missing:
+# dclint from npm; promtool unpacked from Debian's prometheus package (no server is installed or
+# started). hadolint comes with the dev extras. A checker that cannot be installed here makes its
+# test fail under CI=true and skip elsewhere, with the reason.
+TOOLS := .tools
+DCLINT := $(TOOLS)/node/node_modules/.bin/dclint
+
+tools: $(DCLINT) promtool
+
+$(DCLINT):
+	npm install --prefix $(TOOLS)/node --no-audit --no-fund --loglevel=error dclint@3.1.0 \
+		|| echo "tools: could not install dclint from npm"
+
+promtool:
+	@command -v promtool >/dev/null || test -x $(TOOLS)/prometheus/usr/bin/promtool \
+		|| ( mkdir -p $(TOOLS)/deb && cd $(TOOLS)/deb \
+			&& ( apt-get download prometheus 2>/dev/null \
+				|| ( apt-get update -qq && apt-get download prometheus ) ) \
+			&& dpkg-deb -x prometheus_*.deb ../prometheus && rm -f prometheus_*.deb ) \
+		|| echo "tools: could not install promtool from Debian's prometheus package"
+
+# Pin the runtime dependencies of this environment for Dockerfile.gpu and `make setup`. To move
+# a pin: `$(BIN)/pip install -U NAME` (or edit its line when a new lower bound conflicts), then
+# `make lock`.
+lock: $(STAMP)
+	$(BIN)/swintormer lock --output deploy/requirements.lock
+	touch $(STAMP)

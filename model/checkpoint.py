@@ -156,6 +156,30 @@ def map_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return mapped
 
 
+def to_released_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Our state_dict under the released names and shapes: the inverse of the mapping above.
+
+    Exports weights to the released code (and feeds the released-style speed baseline).
+
+    Raises:
+        CheckpointError: names our keys that the released network does not have (FiLM).
+    """
+    released: dict[str, Tensor] = {}
+    foreign: list[str] = []
+    for key, tensor in state.items():
+        name = re.sub(
+            r"\.(norm[12])\.", r".\1.body.", key.replace("patch_embed.proj.", "patch_embed.proj2.")
+        )
+        found = released_key(name)
+        if found is None or found[0] != key:
+            foreign.append(key)
+            continue
+        released[name] = tensor[:, :, None, None] if found[1] and tensor.dim() == 2 else tensor
+    if foreign:
+        raise CheckpointError(f"keys the released network does not have: {_named(sorted(foreign))}")
+    return released
+
+
 def convert_released(path_pth: str | Path, ema: bool) -> dict[str, Tensor]:
     """Read a checkpoint of the released code and return its weights under our names.
 

@@ -12,14 +12,15 @@ identical on every machine.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from model.degrade import add_noise, convolve, disk_psf, quantise_8bit
-from model.dpdd import read_image
+from model.dpdd import DpddDataset, Split, read_image
 
 CROP_PX = 384
 EVAL_RADII_PX = (1.5, 3.0, 4.5, 6.0)
@@ -132,3 +133,19 @@ def synthetic_cases(
                 label = cell_label(radius, sigma)
                 cases.append(EvalCase(name, label, sharp, blurry, psf, radius, sigma))
     return cases
+
+
+def dpdd_cases(
+    root: Path, split: Split = Split.TEST, use_dual_pixel: bool = False, limit: int | None = None
+) -> Iterator[EvalCase]:
+    """DPDD pairs as evaluation cases (group "dpdd <split>", no known PSF), read one at a time.
+
+    With `use_dual_pixel` the case's blurry input is the (H, W, 6) left/right stack.
+    """
+    dataset = DpddDataset(root, split, use_dual_pixel)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in range(count):
+        example = dataset[index]
+        blurry = example.dual_pixel if example.dual_pixel is not None else example.blurry
+        group = f"dpdd {split.value}"
+        yield EvalCase(example.name, group, example.sharp, blurry, None, math.nan, math.nan)

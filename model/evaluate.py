@@ -17,7 +17,7 @@ Methods that need the true PSF are left out of groups without one (real data).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,17 +79,27 @@ def _check_output(restored: np.ndarray, case: EvalCase) -> np.ndarray:
     return restored
 
 
+def _score(method: CaseFn, case: EvalCase) -> CaseScore:
+    restored = _check_output(method(case), case)
+    return CaseScore(
+        case.image_name, case.group, psnr(restored, case.sharp), ssim(restored, case.sharp)
+    )
+
+
 def evaluate_cases(method: CaseFn, cases: Sequence[EvalCase], name: str) -> MethodResult:
     """Score `method` (which sees the whole case, e.g. its PSF) on every case."""
-    scores = []
+    return MethodResult(name, [_score(method, case) for case in cases])
+
+
+def evaluate_stream(
+    methods: Sequence[tuple[str, CaseFn]], cases: Iterable[EvalCase]
+) -> list[MethodResult]:
+    """Score several methods case by case, so only one case is in memory (large real sets)."""
+    results = [MethodResult(name, []) for name, _ in methods]
     for case in cases:
-        restored = _check_output(method(case), case)
-        scores.append(
-            CaseScore(
-                case.image_name, case.group, psnr(restored, case.sharp), ssim(restored, case.sharp)
-            )
-        )
-    return MethodResult(name, scores)
+        for result, (_, method) in zip(results, methods, strict=True):
+            result.scores.append(_score(method, case))
+    return results
 
 
 def evaluate(fn: ImageFn, cases: Sequence[EvalCase], name: str = "model") -> MethodResult:

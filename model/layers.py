@@ -21,12 +21,12 @@ import functools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 CPB_HIDDEN = 512  # width of the continuous position bias MLP (Swin-V2)
 MAX_LOGIT_SCALE = math.log(100.0)  # Swin-V2 clamps the cosine-attention temperature here
 MASK_VALUE = -100.0  # additive mask between tokens from different regions of a shifted window
+NORM_EPS = 1e-12  # F.normalize's floor on the norm
 
 FiLM = tuple[Tensor, Tensor]  # (gamma, beta), each (B, H, W, C) or broadcastable to it
 
@@ -217,12 +217,20 @@ class MixedAttention(nn.Module):
     def _spatial(self, q: Tensor, k: Tensor, v: Tensor, B: int, rows: int, cols: int) -> Tensor:
         """Cosine attention over the pixels of each window: (B*nW, N, C/2) x3 -> same."""
         scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()  # (heads, 1, 1)
-        q = F.normalize(self._heads(q), dim=-1) * scale
-        k = F.normalize(self._heads(k), dim=-1)
-        logits = q @ k.transpose(-2, -1)  # (B*nW, heads, N, N)
+        q, k = self._heads(q), self._heads(k)  # (B*nW, heads, N, d)
+        # cosine similarity with the temperature folded into q's normalisation: one pass each
+        q = q * (scale / _norm(q, dim=-1))
+        k = k / _norm(k, dim=-1)
+        bias = self.position_bias()  # (heads, N, N)
+        if self.heads == 1:  # the bias add fused into the batched GEMM
+            logits = torch.baddbmm(bias, q.squeeze(1), k.squeeze(1).transpose(-2, -1))
+            logits = logits.unsqueeze(1)  # (B*nW, 1, N, N)
+        else:
+            logits = q @ k.transpose(-2, -1)  # (B*nW, heads, N, N)
         N = logits.shape[-1]
         grid = logits.view(B, rows, cols, self.heads, N, N)
-        grid += self.position_bias()
+        if self.heads != 1:
+            grid += bias
         if self.shift:
             last_row, last_col, corner = shift_masks(
                 self.window, self.shift, logits.device, logits.dtype
@@ -234,11 +242,17 @@ class MixedAttention(nn.Module):
 
     def _channel(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Transposed (channel) attention inside each window: (B*nW, N, C/2) x3 -> same."""
-        q = F.normalize(self._heads(q), dim=-2)  # (B*nW, heads, N, d), unit norm over tokens
-        k = F.normalize(self._heads(k), dim=-2)
-        logits = q.transpose(-2, -1) @ k  # (B*nW, heads, d, d)
+        q, k = self._heads(q), self._heads(k)  # (B*nW, heads, N, d)
+        # cosine similarity over tokens: scale the small (d, d) product, not q and k
+        norms = _norm(q, dim=-2).transpose(-2, -1) * _norm(k, dim=-2)  # (B*nW, heads, d, d)
+        logits = (q.transpose(-2, -1) @ k) / norms
         out = attend_softmax_one(logits, self._heads(v).transpose(-2, -1))  # (.., d, N)
         return self._merge_heads(out.transpose(-2, -1))
+
+
+def _norm(x: Tensor, dim: int) -> Tensor:
+    """L2 norm over `dim` (kept), floored as F.normalize floors it."""
+    return torch.linalg.vector_norm(x, dim=dim, keepdim=True).clamp_min(NORM_EPS)
 
 
 class GatedFeedForward(nn.Module):

@@ -49,23 +49,30 @@ def stage1_parameters(network: Swintormer, prior: LatentPrior) -> list[nn.Parame
     return params
 
 
-def stage2_parameters(network: Swintormer, prior: LatentPrior) -> list[nn.Parameter]:
+def stage2_parameters(
+    network: Swintormer, prior: LatentPrior, fine_tune_decoder: bool = True
+) -> list[nn.Parameter]:
     """Freeze the teacher and the network's encoder; return what stage 2 trains.
 
+    Args:
+        network: the conditioned Swintormer.
+        prior: the prior.
+        fine_tune_decoder: also train the network's decoder, refinement, skip, head and FiLM
+            (the design); False freezes the whole network (the ablation).
+
     Returns:
-        The LQ encoder's, the denoiser's and the network's non-encoder parameters (decoder,
-        refinement, skip, head, FiLM), each with `requires_grad` set.
+        The LQ encoder's and the denoiser's parameters, then the network's trained ones, each
+        with `requires_grad` set; every other parameter has `requires_grad` cleared.
     """
     prior.encoder_gt.requires_grad_(False)
-    trainable: list[nn.Parameter] = []
+    prior.encoder_lq.requires_grad_(True)
+    prior.denoiser.requires_grad_(True)
+    trainable = [*prior.encoder_lq.parameters(), *prior.denoiser.parameters()]
     for name, param in network.named_parameters():
-        is_trained = not is_encoder_parameter(name)
+        is_trained = fine_tune_decoder and not is_encoder_parameter(name)
         param.requires_grad_(is_trained)
         if is_trained:
             trainable.append(param)
-    for module in (prior.encoder_lq, prior.denoiser):
-        module.requires_grad_(True)
-        trainable.extend(module.parameters())
     return trainable
 
 

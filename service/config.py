@@ -43,6 +43,30 @@ class Settings(BaseSettings):
     result_ttl_s: int = Field(default=3600, gt=0, description="how long results are kept")
     failure_ttl_s: int = Field(default=86400, gt=0, description="how long failures are kept")
     job_retries: int = Field(default=2, ge=0, description="RQ Retry count (killed worker, OOM)")
+    abandoned_grace_s: int = Field(
+        default=60,
+        gt=0,
+        description="a job whose worker died is retried job_timeout_s + this many seconds after"
+        " it started (RQ's SimpleWorker sends no heartbeat while a job runs)",
+    )
+    job_record_ttl_s: int = Field(
+        default=7 * 86400,
+        gt=0,
+        description="how long a job id is remembered, so an expired job answers 'expired'"
+        " rather than 404",
+    )
+    idempotency_ttl_s: int = Field(
+        default=86400, gt=0, description="how long an Idempotency-Key maps to its job"
+    )
+    retry_after_s: int = Field(
+        default=5, gt=0, description="Retry-After sent with 429 (queue full) and 503 (Redis down)"
+    )
+    max_wait_s: int = Field(
+        default=30, gt=0, le=300, description="longest long-poll a client may ask for"
+    )
+    redis_timeout_s: float = Field(
+        default=2.0, gt=0, description="gateway socket timeout for Redis commands"
+    )
 
     checkpoint: Path | None = Field(
         default=None, description="model checkpoint; unset: the shipped default weights"
@@ -51,9 +75,24 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32", description="inference precision on GPU (CPU always runs fp32)"
     )
+    cpu_threads: int = Field(
+        default=0,
+        ge=0,
+        description="torch threads per worker on CPU; 0: PyTorch's default (all cores)",
+    )
     tile_px: int = Field(default=256, gt=0, description="tile edge in pixels")
     tile_overlap_px: int = Field(default=32, ge=0, description="tile overlap in pixels")
     tile_batch: int = Field(default=4, gt=0, description="tiles per forward pass")
+    png_compress_level: int = Field(
+        default=1, ge=0, le=9, description="zlib level of PNG results (1: ~2x faster than 6)"
+    )
+    max_tile_px: int = Field(default=2048, gt=0, description="largest tile a client may ask for")
+    max_prior_steps: int = Field(
+        default=200, ge=0, description="most diffusion-prior steps a client may ask for"
+    )
+    worker_maintenance_interval_s: int = Field(
+        default=60, gt=0, description="how often an idle worker reaps abandoned jobs"
+    )
     worker_metrics_port: int = Field(
         default=9100, ge=0, le=65535, description="worker /metrics port; 0 disables it"
     )

@@ -40,10 +40,35 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
+    Subcommand("data", "prepare training photos from Debian packages (cached)", "model.data_cli"),
+    Subcommand(
+        "eval", "score a checkpoint beside classical baselines (PSNR/SSIM)", "model.eval_cli"
+    ),
+    Subcommand(
+        "serve",
+        "run the service: embedded Redis (unless configured), N workers and the gateway",
+        "service.serve_cli",
+    ),
+    Subcommand(
+        "submit",
+        "deblur one image through a running service (upload, wait, download)",
+        "service.submit_cli",
+    ),
     Subcommand(
         "convert",
         "import a checkpoint of the released code (.pth) to safetensors",
         "model.convert_cli",
+    ),
+    Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
+    Subcommand(
+        "healthcheck",
+        "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
+        "swintormer.healthcheck_cli",
+    ),
+    Subcommand(
+        "lock",
+        "pin the installed runtime dependencies for Dockerfile.gpu",
+        "swintormer.lock_cli",
     ),
     Subcommand("train", "train a model from a TOML configuration (resumable)", "model.train_cli"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,29 @@ def test_bundled_eval_photos_are_installed_and_cropped() -> None:
     assert centre_crop(np.zeros((300, 500, 3)), 384).shape == (300, 384, 3)
     with pytest.raises(EvalSetError, match="pip install"):
         locate(BundledPhoto("x", "no_such_package_here", "no-such", "x.png"))
+
+
+def test_eval_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from swintormer.cli import main
+
+    assert main(["eval", "--set", "dpdd"]) == 2
+    assert "DPDD root" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", "/no/such.safetensors"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["eval", "--set", "dpdd", "/no/such/dir"]) == 2
+    assert "test_c/source" in capsys.readouterr().err
+
+
+def test_eval_cli_synthetic_baselines_on_two_photos(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from swintormer.cli import main
+
+    assert main(["eval", "--limit", "1", "--crop-px", "64", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| input (blurred) |" in out
+    assert "Wiener" in out
+    assert "r=6 σ=0.01" in out
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["metadata"]["photos"] == ["astronaut"]
+    assert (tmp_path / "eval.md").read_text() == out.rstrip("\n") + "\n"

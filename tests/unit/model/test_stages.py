@@ -105,6 +105,14 @@ def test_stage2_step_leaves_frozen_parameters_and_changes_trainable_ones() -> No
         assert not torch.equal(params[name], before[name]), f"trainable {name} did not change"
 
 
+def test_stage2_without_decoder_fine_tuning_trains_the_prior_only() -> None:
+    network, prior = _models()
+    trainable = {id(p) for p in stage2_parameters(network, prior, fine_tune_decoder=False)}
+    assert not any(id(p) in trainable or p.requires_grad for p in network.parameters())
+    expected = [*prior.encoder_lq.parameters(), *prior.denoiser.parameters()]
+    assert trainable == {id(p) for p in expected}
+
+
 def _losses_until_halved(step: Callable[[], float]) -> list[float]:
     """Call `step` until its loss is at most half the first one, or MAX_STEPS times."""
     losses = [step()]

@@ -1,0 +1,73 @@
+"""`create_app(settings)`: the gateway's FastAPI application.
+
+Uvicorn runs `create_app` as a factory (`swintormer serve` does); tests call it with their
+own `Settings` pointing at a private Redis.
+"""
+
+from __future__ import annotations
+
+import redis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Scope
+
+from service.body_limit import BodyLimitMiddleware
+from service.config import Settings
+from service.errors import install_error_handlers
+from service.jobs import make_queue
+from service.metrics import GatewayMetrics, RequestMetricsMiddleware
+from service.routes import deblur, health, jobs
+from service.routes import metrics as metrics_route
+from service.uploads import configure_pillow
+from swintormer import __version__
+
+
+def connect_redis(settings: Settings, url: str) -> redis.Redis:
+    """A client with short timeouts: a lost Redis answers 503 fast, and reconnects by itself."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=10,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway for `settings` (which must name a Redis URL)."""
+    if settings.redis_url is None:
+        raise ValueError("the gateway needs settings.redis_url (swintormer serve sets one)")
+    configure_pillow(settings.max_pixels)
+    app = FastAPI(
+        title="Swintormer Serve",
+        version=__version__,
+        summary="Image deblurring as a job API: upload, poll, download.",
+    )
+    app.state.settings = settings
+    app.state.redis = connect_redis(settings, settings.redis_url)
+    app.state.queue = make_queue(app.state.redis, settings)
+    install_error_handlers(app, settings.retry_after_s)
+    metrics = GatewayMetrics(app.state.queue)
+    app.state.metrics = metrics
+
+    def count_refused_upload(scope: Scope) -> None:
+        if scope.get("path") == "/deblur":
+            metrics.submissions.labels("too_large").inc()
+
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, on_refused=count_refused_upload
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After", "ETag"],
+        )
+    app.include_router(deblur.router)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    # added last: outermost, so it times every response, refusals included
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,174 @@
+"""Jobs on RQ as the gateway sees them: enqueue by dotted path, read back as a public view.
+
+The gateway never imports worker code: the task is named by its dotted path, arguments are
+JSON (`JobPayload`), and every lifetime is explicit (RQ's defaults keep failed jobs a year).
+RQ's status names are mapped to the API's own (`JobStatus`) here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.job import JobStatus as RQStatus
+from rq.registry import StartedJobRegistry
+from rq.results import Result
+from rq.serializers import JSONSerializer
+from rq.worker import Worker
+
+from service.config import Settings
+from service.schemas import ErrorDetail, JobPayload, JobStatus, JobView, Progress, Timings
+from service.storage import Storage
+
+TASK = "worker.tasks.deblur"
+
+_RQ_TO_PUBLIC: dict[RQStatus, JobStatus] = {
+    RQStatus.CREATED: JobStatus.QUEUED,
+    RQStatus.QUEUED: JobStatus.QUEUED,
+    RQStatus.DEFERRED: JobStatus.QUEUED,
+    RQStatus.SCHEDULED: JobStatus.QUEUED,
+    RQStatus.READY_TO_ENQUEUE: JobStatus.QUEUED,
+    RQStatus.RATE_LIMITED: JobStatus.QUEUED,
+    RQStatus.STARTED: JobStatus.RUNNING,
+    RQStatus.FINISHED: JobStatus.SUCCEEDED,
+    RQStatus.FAILED: JobStatus.FAILED,
+    RQStatus.STOPPED: JobStatus.CANCELED,
+    RQStatus.CANCELED: JobStatus.CANCELED,
+}
+
+
+def make_queue(connection: redis.Redis, settings: Settings) -> Queue:
+    """The deblur queue with the JSON serializer both sides use."""
+    return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+
+
+def input_ttl_s(settings: Settings) -> int:
+    """How long an input must live: queued time plus every attempt, abandoned ones included."""
+    attempt_s = settings.job_timeout_s + settings.abandoned_grace_s
+    return settings.queued_ttl_s + (settings.job_retries + 1) * attempt_s
+
+
+def enqueue(
+    queue: Queue,
+    storage: Storage,
+    settings: Settings,
+    job_id: str,
+    payload: JobPayload,
+    data: bytes,
+) -> Job:
+    """Store the input bytes, then enqueue the job that refers to them by id."""
+    storage.put_input(job_id, data, input_ttl_s(settings))
+    storage.remember_job(job_id, settings.job_record_ttl_s)
+    return queue.enqueue_call(
+        TASK,
+        kwargs={"payload": payload.model_dump(mode="json")},
+        job_id=job_id,
+        timeout=settings.job_timeout_s,
+        result_ttl=settings.result_ttl_s,
+        failure_ttl=settings.failure_ttl_s,
+        ttl=settings.queued_ttl_s,
+        retry=Retry(max=settings.job_retries) if settings.job_retries else None,
+        meta={"progress": {"done": 0, "total": 0}},
+    )
+
+
+def fetch_job(queue: Queue, job_id: str) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
+    except NoSuchJobError:
+        return None
+
+
+def expires_at(job: Job, settings: Settings) -> datetime:
+    created = as_utc(job.created_at) or datetime.now(UTC)
+    return created + timedelta(seconds=settings.queued_ttl_s)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    # RQ stores naive UTC datetimes
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def public_status(job: Job, storage: Storage) -> JobStatus:
+    """The API status of an existing RQ job."""
+    try:
+        status = _RQ_TO_PUBLIC.get(job.get_status(refresh=False), JobStatus.QUEUED)
+    except InvalidJobOperation:  # the hash vanished between fetch and read
+        return JobStatus.EXPIRED
+    if status is JobStatus.FAILED and storage.is_cancel_requested(job.id):
+        return JobStatus.CANCELED
+    return status
+
+
+def _failure(job: Job, meta: dict[str, Any]) -> ErrorDetail:
+    error = meta.get("error")
+    if isinstance(error, dict) and "code" in error and "message" in error:
+        return ErrorDetail(code=str(error["code"]), message=str(error["message"]))
+    result = job.latest_result()
+    text = result.exc_string if result is not None and result.type == Result.Type.FAILED else ""
+    if text and "AbandonedJobError" in text:
+        return ErrorDetail(
+            code="worker_lost", message="the worker died on every attempt of this job"
+        )
+    if text and "JobTimeoutException" in text:
+        return ErrorDetail(code="timeout", message="the job ran over its time limit")
+    return ErrorDetail(code="internal_error", message="the worker failed; see its log")
+
+
+def job_view(queue: Queue, storage: Storage, job_id: str) -> JobView | None:
+    """The public view of a job; None when no job with this id was ever created."""
+    job = fetch_job(queue, job_id)
+    if job is None:
+        if not storage.is_known(job_id):
+            return None
+        return JobView(
+            id=job_id,
+            status=JobStatus.EXPIRED,
+            progress=Progress(done=0, total=0),
+            queue_position=None,
+            timings=None,
+        )
+    status = public_status(job, storage)
+    meta = job.meta or {}
+    progress = meta.get("progress") or {"done": 0, "total": 0}
+    created = as_utc(job.created_at) or datetime.now(UTC)
+    started = as_utc(job.started_at) if status is not JobStatus.QUEUED else None
+    ended = as_utc(job.ended_at) if status in (JobStatus.SUCCEEDED, JobStatus.FAILED) else None
+    timings = Timings(
+        created_at=created,
+        started_at=started,
+        ended_at=ended,
+        queue_wait_s=(started - created).total_seconds() if started else None,
+        run_s=(ended - started).total_seconds() if started and ended else None,
+        inference_s=meta.get("inference_s"),
+    )
+    return JobView(
+        id=job.id,
+        status=status,
+        progress=Progress(done=int(progress["done"]), total=int(progress["total"])),
+        queue_position=queue.get_job_position(job.id) if status is JobStatus.QUEUED else None,
+        timings=timings,
+        error=_failure(job, meta) if status is JobStatus.FAILED else None,
+        result_url=f"/jobs/{job.id}/result" if status is JobStatus.SUCCEEDED else None,
+    )
+
+
+def reap_abandoned(queue: Queue) -> None:
+    """Move jobs whose worker died back to the queue (Retry left) or to failed.
+
+    RQ's SimpleWorker sends no heartbeat while a job runs, so nothing else notices a worker
+    killed mid-job until someone cleans the started registry; the gateway does it at scrape
+    time and on job reads.
+    """
+    StartedJobRegistry(queue=queue).cleanup()
+
+
+def ready_workers(queue: Queue) -> int:
+    """Workers listening on the queue; they register only after loading their model."""
+    return int(Worker.count(connection=queue.connection, queue=queue))

@@ -1,0 +1,1 @@
+"""One router per resource: deblur submissions, jobs, health (and metrics)."""

@@ -1,0 +1,184 @@
+"""`/jobs/{id}`: status (with long-polling), result download, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from service.config import Settings
+from service.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
+from service.errors import ApiError, ErrorCode, error_responses
+from service.jobs import fetch_job, job_view, reap_abandoned
+from service.schemas import MEDIA_TYPES, TERMINAL, JobStatus, JobView, OutputFormat
+from service.storage import Storage
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+
+JobId = Annotated[str, Path(description="the id POST /deblur gave")]
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+POLL_INTERVAL_S = 0.2
+
+
+def _view_or_404(queue: QueueDep, storage: Storage, job_id: str) -> JobView:
+    view = job_view(queue, storage, job_id) if _JOB_ID.fullmatch(job_id) else None
+    if view is None:
+        raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}")
+    if view.status is JobStatus.RUNNING:
+        # a worker killed mid-job leaves it 'started'; reaping here lets it be retried
+        reap_abandoned(queue)
+    return view
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobView,
+    summary="Job status, progress, timings",
+    responses=error_responses(
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.JOB_NOT_FOUND,
+        ErrorCode.INVALID_OPTIONS,
+        ErrorCode.REDIS_UNAVAILABLE,
+    ),
+)
+async def get_job(
+    job_id: JobId,
+    queue: QueueDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            description="long-poll: wait up to this many seconds for the status or "
+            "progress to change (at most the server's max_wait_s, 30 by default)",
+        ),
+    ] = 0,
+) -> JobView:
+    """The job's state. With `wait`, answers as soon as its status or progress changes."""
+    if wait > settings.max_wait_s:
+        raise ApiError(ErrorCode.INVALID_OPTIONS, f"wait: at most {settings.max_wait_s} seconds")
+    view = await run_in_threadpool(_view_or_404, queue, storage, job_id)
+    deadline = time.monotonic() + wait
+    first = (view.status, view.progress)
+    while view.status not in TERMINAL and time.monotonic() < deadline:
+        await asyncio.sleep(min(POLL_INTERVAL_S, max(deadline - time.monotonic(), 0)))
+        view = await run_in_threadpool(_view_or_404, queue, storage, job_id)
+        if (view.status, view.progress) != first:
+            break
+    return view
+
+
+def _result_headers(etag: str, filename: str) -> dict[str, str]:
+    return {
+        "ETag": etag,
+        "Content-Disposition": f'inline; filename="{filename}"',
+        "Cache-Control": "private, max-age=0",
+    }
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="Download the deblurred image",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the image, encoded as asked (PNG by default)",
+            "content": {media: {} for media in MEDIA_TYPES.values()},
+            "headers": {
+                "ETag": {"schema": {"type": "string"}},
+                "Content-Disposition": {"schema": {"type": "string"}},
+            },
+        },
+        304: {"description": "If-None-Match matched the ETag"},
+        **error_responses(
+            ErrorCode.UNAUTHORIZED,
+            ErrorCode.FORBIDDEN,
+            ErrorCode.JOB_NOT_FOUND,
+            ErrorCode.RESULT_NOT_READY,
+            ErrorCode.JOB_NOT_SUCCEEDED,
+            ErrorCode.JOB_EXPIRED,
+            ErrorCode.INVALID_OPTIONS,
+            ErrorCode.REDIS_UNAVAILABLE,
+        ),
+    },
+)
+def get_result(
+    job_id: JobId,
+    queue: QueueDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The result image, once the job has succeeded, until `result_ttl_s` after that."""
+    view = _view_or_404(queue, storage, job_id)
+    if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise ApiError(
+            ErrorCode.RESULT_NOT_READY,
+            f"job {job_id} is {view.status.value}",
+            {"Retry-After": "1"},
+        )
+    if view.status is JobStatus.EXPIRED:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} and its result have expired")
+    if view.status is not JobStatus.SUCCEEDED:
+        raise ApiError(ErrorCode.JOB_NOT_SUCCEEDED, f"job {job_id} {view.status.value}")
+    job = fetch_job(queue, job_id)
+    meta = job.return_value() if job is not None else None
+    data = storage.get_result(job_id)
+    if not isinstance(meta, dict) or data is None:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"the result of job {job_id} has expired")
+    output_format = OutputFormat(meta["format"])
+    etag = f'"{meta["sha256"]}"'
+    headers = _result_headers(etag, f"{meta['filename']}.{output_format.value}")
+    if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=MEDIA_TYPES[output_format], headers=headers)
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobView,
+    summary="Cancel a queued or running job",
+    responses={
+        200: {"description": "the job was queued and is now canceled"},
+        202: {"description": "the job is running; its worker stops at the next tile batch"},
+        **error_responses(
+            ErrorCode.UNAUTHORIZED,
+            ErrorCode.FORBIDDEN,
+            ErrorCode.JOB_NOT_FOUND,
+            ErrorCode.JOB_FINISHED,
+            ErrorCode.JOB_EXPIRED,
+            ErrorCode.INVALID_OPTIONS,
+            ErrorCode.REDIS_UNAVAILABLE,
+        ),
+    },
+)
+def cancel_job(
+    job_id: JobId, response: Response, queue: QueueDep, storage: StorageDep, settings: SettingsDep
+) -> JobView:
+    """Cancel a job. A queued job is dropped at once; a running one stops cooperatively."""
+    view = _view_or_404(queue, storage, job_id)
+    if view.status is JobStatus.EXPIRED:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} has expired")
+    if view.status in TERMINAL:
+        raise ApiError(ErrorCode.JOB_FINISHED, f"job {job_id} already {view.status.value}")
+    storage.request_cancel(job_id, _cancel_ttl_s(settings))
+    job = fetch_job(queue, job_id)
+    if view.status is JobStatus.QUEUED and job is not None:
+        job.cancel()
+        storage.delete_input(job_id)
+    else:
+        response.status_code = 202
+    new_view = job_view(queue, storage, job_id)
+    assert new_view is not None
+    return new_view
+
+
+def _cancel_ttl_s(settings: Settings) -> int:
+    # the flag must outlive the job's failure record so its status keeps reading 'canceled'
+    return settings.failure_ttl_s + settings.job_timeout_s

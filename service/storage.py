@@ -1,0 +1,101 @@
+"""Bytes and small records the gateway and workers share in Redis, each under its own key.
+
+Image bytes never travel inside RQ jobs (an 8 MiB image would cost ~10 MiB in the job hash
+and outlive the job by RQ's long default failure TTL): they live here, under
+`swintormer:input:<id>` / `swintormer:result:<id>`, every key with an expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import redis
+
+PREFIX = "swintormer"
+
+
+def input_key(job_id: str) -> str:
+    return f"{PREFIX}:input:{job_id}"
+
+
+def result_key(job_id: str) -> str:
+    return f"{PREFIX}:result:{job_id}"
+
+
+def known_key(job_id: str) -> str:
+    return f"{PREFIX}:known:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{PREFIX}:cancel:{job_id}"
+
+
+def idempotency_key(client_key: str) -> str:
+    # hashed: the client's key is arbitrary text and may be long
+    return f"{PREFIX}:idempotency:{hashlib.sha256(client_key.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """Which job an Idempotency-Key created, and a fingerprint of the request that made it."""
+
+    job_id: str
+    fingerprint: str
+
+
+class Storage:
+    """Typed access to the keys above on one Redis connection (bytes, not decoded)."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+
+    def put_input(self, job_id: str, data: bytes, ttl_s: int) -> None:
+        self.connection.set(input_key(job_id), data, ex=ttl_s)
+
+    def get_input(self, job_id: str) -> bytes | None:
+        return self._get_bytes(input_key(job_id))
+
+    def delete_input(self, job_id: str) -> None:
+        self.connection.delete(input_key(job_id))
+
+    def put_result(self, job_id: str, data: bytes, ttl_s: int) -> None:
+        self.connection.set(result_key(job_id), data, ex=ttl_s)
+
+    def get_result(self, job_id: str) -> bytes | None:
+        return self._get_bytes(result_key(job_id))
+
+    def remember_job(self, job_id: str, ttl_s: int) -> None:
+        """Record that `job_id` existed, so it reads 'expired' rather than unknown later."""
+        self.connection.set(known_key(job_id), b"1", ex=ttl_s)
+
+    def is_known(self, job_id: str) -> bool:
+        return bool(self.connection.exists(known_key(job_id)))
+
+    def request_cancel(self, job_id: str, ttl_s: int) -> None:
+        self.connection.set(cancel_key(job_id), b"1", ex=ttl_s)
+
+    def is_cancel_requested(self, job_id: str) -> bool:
+        return bool(self.connection.exists(cancel_key(job_id)))
+
+    def claim_idempotency_key(
+        self, client_key: str, record: IdempotencyRecord, ttl_s: int
+    ) -> IdempotencyRecord | None:
+        """Bind `client_key` to `record` unless already bound; return the existing binding."""
+        value = json.dumps({"job_id": record.job_id, "fingerprint": record.fingerprint})
+        if self.connection.set(idempotency_key(client_key), value, ex=ttl_s, nx=True):
+            return None
+        existing = self._get_bytes(idempotency_key(client_key))
+        if existing is None:  # expired between the two commands: claim again
+            return self.claim_idempotency_key(client_key, record, ttl_s)
+        fields = json.loads(existing)
+        return IdempotencyRecord(fields["job_id"], fields["fingerprint"])
+
+    def release_idempotency_key(self, client_key: str) -> None:
+        self.connection.delete(idempotency_key(client_key))
+
+    def _get_bytes(self, key: str) -> bytes | None:
+        value = self.connection.get(key)
+        assert value is None or isinstance(value, bytes)
+        return value

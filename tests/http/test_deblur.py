@@ -1,0 +1,198 @@
+"""POST /deblur: accepted uploads, every refusal and its code, idempotency, backpressure."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import httpx2
+import pytest
+import redis
+from rq.serializers import JSONSerializer
+from starlette.testclient import TestClient
+
+from service.storage import idempotency_key, input_key
+from tests import sample_images
+from tests.http.conftest import MakeClient
+
+
+def post(client: TestClient, data: bytes, **fields: object) -> httpx2.Response:
+    """POST /deblur with `data` as the file and `fields` as form options."""
+    form = {key: str(value) for key, value in fields.items()}
+    return client.post("/deblur", files={"file": ("photo.png", data)}, data=form)
+
+
+def test_accepted_job_is_queued_with_ids_only(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    data = sample_images.png_rgb()
+    response = client.post("/deblur", files={"file": ("my photo.png", data, "image/png")})
+    assert response.status_code == 202
+    body = response.json()
+    assert response.headers["location"] == f"/jobs/{body['id']}"
+    assert body["status"] == "queued"
+    assert body["status_url"] == f"/jobs/{body['id']}"
+    assert body["result_url"] == f"/jobs/{body['id']}/result"
+    assert body["queue_position"] == 0
+    assert body["expires_at"] > body["created_at"]
+    # bytes under their own key with an expiry; the RQ job holds JSON without them
+    assert redis_client.get(input_key(body["id"])) == data
+    assert redis_client.ttl(input_key(body["id"])) > 0
+    job_hash = redis_client.hgetall(f"rq:job:{body['id']}")
+    assert len(job_hash[b"data"]) < 1000
+    data_field = job_hash[b"data"]
+    assert isinstance(data_field, bytes)
+    call = JSONSerializer.loads(zlib.decompress(data_field))
+    assert call[0] == "worker.tasks.deblur"
+    assert call[3]["payload"]["filename"] == "my_photo"
+    assert int(job_hash[b"timeout"]) > 0
+    assert int(job_hash[b"result_ttl"]) > 0
+    assert int(job_hash[b"failure_ttl"]) > 0
+    assert int(job_hash[b"ttl"]) > 0
+    assert int(job_hash[b"retries_left"]) == 2
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        sample_images.png_rgba,
+        sample_images.png_gray,
+        sample_images.png_gray16,
+        sample_images.jpeg_rgb,
+        sample_images.jpeg_cmyk,
+        sample_images.jpeg_exif_rotated,
+        sample_images.webp_rgb,
+        sample_images.png_with_icc,
+    ],
+)
+def test_every_supported_kind_is_accepted(client: TestClient, builder: Callable[[], bytes]) -> None:
+    assert post(client, builder()).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (sample_images.png_rgb()[:300], 400, "invalid_image"),
+        (b"", 400, "invalid_image"),
+        (sample_images.gif(), 415, "unsupported_media_type"),
+        (b"%PDF-1.4 not an image", 415, "unsupported_media_type"),
+        (sample_images.png_rgb16(), 415, "unsupported_bit_depth"),
+        (sample_images.png_bomb(), 413, "too_many_pixels"),
+        (sample_images.png_rgb(1100, 1000), 413, "too_many_pixels"),
+    ],
+)
+def test_bad_uploads_are_refused_with_their_code(
+    client: TestClient, redis_client: redis.Redis, data: bytes, status: int, code: str
+) -> None:
+    response = post(client, data)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert redis_client.keys("rq:job:*") == []
+
+
+def test_body_over_the_limit_is_413(make_client: MakeClient) -> None:
+    client = make_client(max_upload_bytes=2000)
+    response = post(client, sample_images.png_rgb(200, 200))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"output_format": "bmp"},
+        {"quality": 0},
+        {"tile_px": 8},
+        {"tile_px": 100_000},
+        {"tile_overlap_px": 7},
+        {"prior_steps": -1},
+        {"prior_steps": 10_000},
+        {"seed": "abc"},
+        {"unknown_option": 1},
+    ],
+)
+def test_bad_options_are_422(client: TestClient, fields: dict[str, object]) -> None:
+    response = post(client, sample_images.png_rgb(), **fields)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_options"
+
+
+def test_missing_file_is_422(client: TestClient) -> None:
+    response = client.post("/deblur", data={"output_format": "png"})
+    assert response.status_code == 422
+    assert "file" in response.json()["error"]["message"]
+
+
+def test_idempotency_key_returns_the_same_job(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    data = sample_images.png_rgb()
+    headers = {"Idempotency-Key": "order-17"}
+    first = client.post("/deblur", files={"file": ("a.png", data)}, headers=headers)
+    again = client.post("/deblur", files={"file": ("a.png", data)}, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert len(redis_client.keys("rq:job:*")) == 1
+    assert redis_client.ttl(idempotency_key("order-17")) > 0
+
+    other = client.post(
+        "/deblur", files={"file": ("a.png", sample_images.png_gray())}, headers=headers
+    )
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_mismatch"
+    changed_options = client.post(
+        "/deblur", files={"file": ("a.png", data)}, data={"seed": "3"}, headers=headers
+    )
+    assert changed_options.json()["error"]["code"] == "idempotency_key_mismatch"
+
+
+def test_full_queue_answers_429_with_retry_after(make_client: MakeClient) -> None:
+    client = make_client(max_queue_depth=2, retry_after_s=7)
+    assert post(client, sample_images.png_rgb()).status_code == 202
+    assert post(client, sample_images.png_rgb()).status_code == 202
+    response = post(client, sample_images.png_rgb())
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["error"]["code"] == "queue_full"
+
+
+def test_api_keys_401_403_and_accepted(make_client: MakeClient) -> None:
+    client = make_client(api_keys=["k-one", "k-two"])
+    data = sample_images.png_rgb()
+    missing = client.post("/deblur", files={"file": ("a.png", data)})
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "unauthorized"
+    wrong = client.post("/deblur", files={"file": ("a.png", data)}, headers={"X-API-Key": "k-on"})
+    assert wrong.status_code == 403
+    assert wrong.json()["error"]["code"] == "forbidden"
+    good = client.post("/deblur", files={"file": ("a.png", data)}, headers={"X-API-Key": "k-two"})
+    assert good.status_code == 202
+    job = client.get(good.headers["location"])
+    assert job.status_code == 401
+    assert client.get(good.headers["location"], headers={"X-API-Key": "k-one"}).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_cors_is_off_by_default_and_on_when_configured(make_client: MakeClient) -> None:
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    closed = make_client().options("/deblur", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    opened = make_client(cors_origins=["https://app.example"]).options("/deblur", headers=preflight)
+    assert opened.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_streamed_body_over_the_limit_is_413(make_client: MakeClient) -> None:
+    client = make_client(max_upload_bytes=2000)
+
+    def chunks() -> object:
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        for _ in range(10):
+            yield b"\0" * 500
+
+    response = client.post(
+        "/deblur",
+        content=chunks(),  # type: ignore[arg-type]
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"

@@ -1,0 +1,110 @@
+"""Small images of every kind the API must handle, built in memory (no files in the repo)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def gradient(width: int, height: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth uint8 image with some noise, (height, width, channels)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1))] * 2, -1)
+    noisy = base[..., :channels] + rng.integers(0, 16, (height, width, channels))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def png_rgb(width: int = 40, height: int = 30) -> bytes:
+    return encode(Image.fromarray(gradient(width, height)))
+
+
+def png_rgba(width: int = 40, height: int = 30) -> bytes:
+    pixels = gradient(width, height, 4)
+    pixels[..., 3] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    return encode(Image.fromarray(pixels, "RGBA"))
+
+
+def png_gray(width: int = 40, height: int = 30) -> bytes:
+    return encode(Image.fromarray(gradient(width, height, 1)[..., 0], "L"))
+
+
+def png_gray16(width: int = 40, height: int = 30) -> bytes:
+    values = (np.arange(width * height).reshape(height, width) * 37 % 65536).astype(np.uint16)
+    return encode(Image.fromarray(values))
+
+
+def raw_png(pixels: np.ndarray, bit_depth: int, colour_type: int) -> bytes:
+    """A PNG written by hand (Pillow cannot write 16-bit colour): filter 0 on every row."""
+    height, width = pixels.shape[:2]
+    dtype = ">u2" if bit_depth == 16 else "u1"
+    rows = b"".join(b"\x00" + pixels[y].astype(dtype).tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def png_rgb16(width: int = 20, height: int = 10) -> bytes:
+    values = (np.arange(width * height * 3).reshape(height, width, 3) * 97 % 65536).astype(
+        np.uint16
+    )
+    return raw_png(values, 16, 2)
+
+
+def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A PNG whose header claims `width` x `height` pixels; its data is a few bytes."""
+    full = raw_png(np.zeros((1, 1), np.uint8), 8, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    ihdr = b"IHDR" + header
+    patched = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
+    return full[:8] + patched + full[8 + 25 :]
+
+
+def jpeg_rgb(width: int = 40, height: int = 30) -> bytes:
+    return encode(Image.fromarray(gradient(width, height)), "JPEG", quality=95)
+
+
+def jpeg_cmyk(width: int = 40, height: int = 30) -> bytes:
+    return encode(Image.fromarray(gradient(width, height)).convert("CMYK"), "JPEG", quality=95)
+
+
+def jpeg_exif_rotated(width: int = 40, height: int = 30) -> bytes:
+    """A JPEG stored `width` x `height` whose EXIF says 'rotate 90' (Orientation 6)."""
+    image = Image.fromarray(gradient(width, height))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(image, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def webp_rgb(width: int = 40, height: int = 30) -> bytes:
+    return encode(Image.fromarray(gradient(width, height)), "WEBP", lossless=True)
+
+
+def png_with_icc(width: int = 40, height: int = 30) -> bytes:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return encode(Image.fromarray(gradient(width, height)), "PNG", icc_profile=profile)
+
+
+def gif(width: int = 8, height: int = 8) -> bytes:
+    return encode(Image.fromarray(gradient(width, height)), "GIF")

@@ -1,0 +1,107 @@
+"""Worker codecs: every supported input kind comes back with its size, mode, alpha and ICC."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from service.schemas import OutputFormat
+from service.uploads import open_upload
+from tests import sample_images
+from worker.images import decode, encode, output_mode, to_array, to_tensor
+
+MAX_PIXELS = 10_000_000
+
+
+def round_trip(data: bytes, output_format: OutputFormat = OutputFormat.PNG) -> Image.Image:
+    """Decode an upload and encode its own colours back (the identity 'restoration')."""
+    decoded = decode(open_upload(data, MAX_PIXELS))
+    encoded, mode = encode(decoded.rgb, decoded, output_format)
+    result = Image.open(io.BytesIO(encoded))
+    assert result.mode == mode
+    return result
+
+
+@pytest.mark.parametrize(
+    ("builder", "mode", "size"),
+    [
+        (sample_images.png_rgb, "RGB", (40, 30)),
+        (sample_images.png_rgba, "RGBA", (40, 30)),
+        (sample_images.png_gray, "L", (40, 30)),
+        (sample_images.png_gray16, "I;16", (40, 30)),
+        (sample_images.jpeg_exif_rotated, "RGB", (30, 40)),
+        (sample_images.webp_rgb, "RGB", (40, 30)),
+    ],
+)
+def test_png_output_keeps_size_and_mode(
+    builder: Callable[[], bytes], mode: str, size: tuple[int, int]
+) -> None:
+    result = round_trip(builder())
+    assert result.size == size
+    assert result.mode == mode
+
+
+def test_rgb_png_round_trip_is_exact() -> None:
+    data = sample_images.png_rgb()
+    original = np.asarray(Image.open(io.BytesIO(data)))
+    assert np.array_equal(np.asarray(round_trip(data)), original)
+
+
+def test_alpha_is_reattached_unchanged() -> None:
+    data = sample_images.png_rgba()
+    alpha = np.asarray(Image.open(io.BytesIO(data)).getchannel("A"))
+    assert np.array_equal(np.asarray(round_trip(data).getchannel("A")), alpha)
+
+
+def test_16bit_gray_keeps_16bit_precision() -> None:
+    data = sample_images.png_gray16()
+    original = np.asarray(Image.open(io.BytesIO(data))).astype(np.int64)
+    restored = np.asarray(round_trip(data)).astype(np.int64)
+    assert np.abs(restored - original).max() <= 1
+    assert len(np.unique(restored)) > 256  # not reduced to 8 bits
+
+
+def test_icc_profile_survives() -> None:
+    data = sample_images.png_with_icc()
+    profile = Image.open(io.BytesIO(data)).info["icc_profile"]
+    assert round_trip(data).info.get("icc_profile") == profile
+    assert round_trip(data, OutputFormat.JPEG).info.get("icc_profile") == profile
+
+
+def test_cmyk_is_cmyk_in_jpeg_and_rgb_in_png() -> None:
+    data = sample_images.jpeg_cmyk()
+    assert round_trip(data, OutputFormat.JPEG).mode == "CMYK"
+    assert round_trip(data, OutputFormat.PNG).mode == "RGB"
+
+
+def test_exif_rotation_is_applied() -> None:
+    data = sample_images.jpeg_exif_rotated()
+    decoded = decode(open_upload(data, MAX_PIXELS))
+    assert decoded.rgb.shape == (40, 30, 3)  # stored 40 wide x 30 high, EXIF says rotate 90
+
+
+@pytest.mark.parametrize(
+    ("mode", "output_format", "expected"),
+    [
+        ("RGBA", OutputFormat.JPEG, "RGB"),
+        ("RGBA", OutputFormat.WEBP, "RGBA"),
+        ("I;16", OutputFormat.JPEG, "L"),
+        ("LA", OutputFormat.PNG, "LA"),
+        ("P", OutputFormat.PNG, "RGB"),
+        ("1", OutputFormat.PNG, "L"),
+    ],
+)
+def test_output_modes(mode: str, output_format: OutputFormat, expected: str) -> None:
+    assert output_mode(mode, output_format) == expected
+
+
+def test_tensor_conversion_round_trip() -> None:
+    rgb = np.random.default_rng(0).random((5, 7, 3), dtype=np.float32)
+    tensor = to_tensor(rgb, torch.device("cpu"))
+    assert tuple(tensor.shape) == (1, 3, 5, 7)
+    assert np.array_equal(to_array(tensor), rgb)

@@ -1,0 +1,219 @@
+"""The warm model of one worker process: `setup()` once, `warmup()`, then `__call__` per job.
+
+Like cog's predictor: the checkpoint is loaded and moved to the device once, one tile is run
+so that lazy initialisation (CUDA context, kernels, allocator) is paid before the first job,
+and each call restores one image with tiled inference. A CUDA out-of-memory error is not
+fatal: `restore_tiled` first splits the failing batch down to single tiles; if one tile
+still does not fit, the call starts over with half the tile edge, until it fits or the tiles
+are as small as `MIN_TILE_PX`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.restorer import Restorer, load_restorer
+from model.tiling import TileSettings, restore_tiled
+from service.config import Settings
+from service.schemas import DeblurOptions
+from worker.checkpoints import resolve_checkpoint
+from worker.images import to_array, to_tensor
+
+log = logging.getLogger(__name__)
+
+# Below this edge a tile is mostly overlap; an image that does not fit at this size does not fit.
+MIN_TILE_PX = 64
+Progress = Callable[[int, int], None]
+
+
+class OutOfMemoryAtMinimumError(RuntimeError):
+    """CUDA ran out of memory even with one tile of `MIN_TILE_PX` per batch."""
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """How to restore one image: tiling, prior steps, sampler seed."""
+
+    tiles: TileSettings
+    prior_steps: int | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_options(cls, options: DeblurOptions, settings: Settings) -> RestoreRequest:
+        tiles = TileSettings(
+            tile_px=options.tile_px or settings.tile_px,
+            overlap_px=(
+                options.tile_overlap_px
+                if options.tile_overlap_px is not None
+                else settings.tile_overlap_px
+            ),
+            batch=settings.tile_batch,
+        )
+        return cls(tiles=tiles, prior_steps=options.prior_steps, seed=options.seed)
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    tiles: TileSettings  # the tiling that fitted (smaller than asked after an OOM)
+    tile_count: int
+    oom_retries: int
+    inference_s: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available")
+    return device
+
+
+def smaller_tiles(tiles: TileSettings, multiple: int) -> TileSettings | None:
+    """The next tiling after an OOM that single tiles hit: half the edge (in multiples).
+
+    Batches need no halving here: `restore_tiled` already splits a batch that runs out of
+    memory down to single tiles before the error reaches us.
+    """
+    half = (tiles.tile_px // 2) // multiple * multiple
+    if half < max(MIN_TILE_PX, tiles.overlap_px * 2 + multiple):
+        return None
+    return replace(tiles, tile_px=half)
+
+
+class Runtime:
+    """One process's warm restorer (network + prior) on its device."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.device = torch.device("cpu")
+        self.restorer: Restorer | None = None
+        self.checkpoint: Path | None = None
+        self.load_s = 0.0
+
+    @property
+    def size_multiple(self) -> int:
+        """Tile edges are rounded down to this (the network's input multiple)."""
+        assert self.restorer is not None, "setup() first"
+        return int(self.restorer.network.size_multiple)
+
+    def setup(self) -> None:
+        """Load the checkpoint onto the device, once per process."""
+        start = time.perf_counter()
+        self.checkpoint = resolve_checkpoint(self.settings)
+        self.device = resolve_device(self.settings.device)
+        if self.settings.cpu_threads:
+            torch.set_num_threads(self.settings.cpu_threads)
+        self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
+        self.load_s = time.perf_counter() - start
+        log.info("loaded %s on %s in %.2fs", self.checkpoint, self.device, self.load_s)
+
+    def warmup(self) -> float:
+        """Run one tile, so the first job does not pay for lazy initialisation."""
+        start = time.perf_counter()
+        edge = max(self.size_multiple, min(self.settings.tile_px, 2 * MIN_TILE_PX))
+        edge = edge // self.size_multiple * self.size_multiple
+        rgb = np.zeros((edge, edge, 3), np.float32)
+        tiles = TileSettings(tile_px=edge, overlap_px=0, batch=1)
+        self(rgb, RestoreRequest(tiles=tiles, prior_steps=None, seed=0))
+        return time.perf_counter() - start
+
+    def restore_batch(
+        self, tiles: Tensor, request: RestoreRequest, generator: torch.Generator | None
+    ) -> Tensor:
+        """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior."""
+        assert self.restorer is not None, "setup() first"
+        with self._autocast():
+            restored = self.restorer.restore(tiles, steps=request.prior_steps, generator=generator)
+        return restored.float()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.device.type != "cuda" or self.settings.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.settings.precision == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+
+    def _tilings(self, first: TileSettings) -> Iterator[TileSettings]:
+        multiple = self.size_multiple
+        edge = max(multiple, first.tile_px // multiple * multiple)
+        tiles: TileSettings | None = replace(first, tile_px=edge)
+        while tiles is not None:
+            yield tiles
+            tiles = smaller_tiles(tiles, multiple)
+
+    def __call__(
+        self, rgb: np.ndarray, request: RestoreRequest, progress: Progress | None = None
+    ) -> RestoreOutcome:
+        """Restore one image.
+
+        Args:
+            rgb: (H, W, 3) float32 in [0, 1].
+            request: tiling, prior steps and seed.
+            progress: called with (tiles done, tiles total) after each batch.
+
+        Returns:
+            The restored (H, W, 3) image and how it was tiled.
+
+        Raises:
+            OutOfMemoryAtMinimumError: CUDA OOM even at the smallest tiling.
+        """
+        image = to_tensor(rgb, self.device)  # (1, 3, H, W)
+        oom_retries = 0
+        for tiles in self._tilings(request.tiles):
+            generator = None
+            if request.seed is not None:
+                generator = torch.Generator(device=self.device).manual_seed(request.seed)
+            counted = _TileCounter(progress)
+            start = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    restored = restore_tiled(
+                        functools.partial(self.restore_batch, request=request, generator=generator),
+                        image,
+                        tiles,
+                        progress=counted,
+                    )
+            except torch.cuda.OutOfMemoryError:
+                oom_retries += 1
+                log.warning("CUDA out of memory with %s; retrying smaller", tiles)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            return RestoreOutcome(
+                rgb=to_array(restored),
+                tiles=tiles,
+                tile_count=counted.total,
+                oom_retries=oom_retries,
+                inference_s=time.perf_counter() - start,
+            )
+        raise OutOfMemoryAtMinimumError(
+            f"out of GPU memory even with one {MIN_TILE_PX}px tile per batch "
+            f"after {oom_retries} attempts"
+        )
+
+
+class _TileCounter:
+    """Forwards progress and remembers the tile total of the last attempt."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.total = total
+        if self.progress is not None:
+            self.progress(done, total)

@@ -1,0 +1,185 @@
+"""The RQ entry point `worker.tasks.deblur`, kept thin: fetch bytes, restore, store, report.
+
+RQ calls a plain function, so the warm runtime reaches it through `bind()`, which the
+worker process calls once after loading the model (`SimpleWorker` runs jobs in that same
+process). Failures are reported in the job's meta as `{"error": {"code", "message"}}`, the
+shape the gateway shows; those that another attempt cannot fix (bad input, OOM at the
+smallest tiles, timeout, cancel) use up the job's retries so RQ does not run them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rq import get_current_job
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from service.config import Settings
+from service.jobs import as_utc
+from service.schemas import JobPayload
+from service.storage import Storage
+from service.uploads import UploadError, open_upload
+from worker import metrics
+from worker.images import decode, encode
+from worker.runtime import OutOfMemoryAtMinimumError, RestoreRequest, Runtime
+
+log = logging.getLogger(__name__)
+
+# Seconds between progress writes to Redis (the last tile is always written).
+PROGRESS_INTERVAL_S = 0.25
+
+
+@dataclass
+class WorkerContext:
+    """What a job needs from its process: the warm runtime, settings, the byte store."""
+
+    runtime: Runtime
+    settings: Settings
+    storage: Storage
+
+
+_context: WorkerContext | None = None
+
+
+def bind(context: WorkerContext) -> None:
+    """Give this process's jobs their runtime; called once by the worker before work()."""
+    global _context
+    _context = context
+
+
+class JobFailedError(Exception):
+    """A job failure with the code the API shows; `final` ones are not retried."""
+
+    def __init__(self, code: str, message: str, final: bool = True) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.final = final
+
+
+class JobCanceledError(JobFailedError):
+    def __init__(self) -> None:
+        super().__init__("canceled", "canceled by the client")
+
+
+class _ProgressReporter:
+    """Writes (done, total) to the job meta at most every PROGRESS_INTERVAL_S; checks cancel."""
+
+    def __init__(self, job: Job, storage: Storage) -> None:
+        self.job = job
+        self.storage = storage
+        self.last_write = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last_write < PROGRESS_INTERVAL_S:
+            return
+        self.last_write = now
+        self.job.meta["progress"] = {"done": done, "total": total}
+        self.job.save_meta()
+        if done < total and self.storage.is_cancel_requested(self.job.id):
+            raise JobCanceledError()
+
+
+def deblur(payload: dict[str, Any]) -> dict[str, Any]:
+    """Restore the job's stored input; store the encoded result; return its description."""
+    if _context is None:
+        raise RuntimeError("worker.tasks.deblur runs only inside `python -m worker`")
+    job = get_current_job()
+    assert job is not None, "called outside an RQ job"
+    context = _context
+    start = time.perf_counter()
+    metrics.reset_job_peak(context.runtime.device)
+    enqueued = as_utc(job.enqueued_at)
+    if enqueued is not None:
+        metrics.QUEUE_WAIT.observe((datetime.now(UTC) - enqueued).total_seconds())
+    job.meta.pop("error", None)
+    outcome = "failed"
+    try:
+        result = _run(job, JobPayload.model_validate(payload), context)
+        outcome = "ok"
+        return result
+    except JobFailedError as failure:
+        outcome = _outcome_of(failure.code)
+        _fail(job, failure.code, failure.message, failure.final)
+        raise
+    except JobTimeoutException:
+        outcome = "timeout"
+        limit = context.settings.job_timeout_s
+        _fail(job, "timeout", f"the job ran over its limit of {limit} s", final=True)
+        raise
+    except Exception as error:
+        _fail(job, "internal_error", f"{type(error).__name__}: {error}", final=False)
+        raise
+    finally:
+        metrics.record_job_peak(context.runtime.device)
+        metrics.JOBS.labels(outcome).inc()
+        metrics.JOB_DURATION.labels(outcome).observe(time.perf_counter() - start)
+
+
+def _outcome_of(code: str) -> str:
+    return {"out_of_memory": "oom", "canceled": "canceled"}.get(code, "invalid")
+
+
+def _fail(job: Job, code: str, message: str, final: bool) -> None:
+    log.warning("job %s failed: %s: %s", job.id, code, message)
+    if final:
+        job.retries_left = 0  # RQ reads this from the same Job object when it handles the failure
+    job.meta["error"] = {"code": code, "message": message}
+    job.save_meta()
+
+
+def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any]:
+    settings, storage = context.settings, context.storage
+    if storage.is_cancel_requested(job.id):
+        raise JobCanceledError()
+    data = storage.get_input(job.id)
+    if data is None:
+        raise JobFailedError("input_expired", "the uploaded image expired before a worker took it")
+    try:
+        decoded = decode(open_upload(data, settings.max_pixels))
+    except UploadError as error:
+        raise JobFailedError(error.code.value, error.message) from error
+
+    request = RestoreRequest.from_options(payload.options, settings)
+    try:
+        outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
+    except OutOfMemoryAtMinimumError as error:
+        raise JobFailedError("out_of_memory", str(error)) from error
+    metrics.OOM_RETRIES.inc(outcome.oom_retries)
+
+    encoded, mode = encode(
+        outcome.rgb,
+        decoded,
+        payload.options.output_format,
+        payload.options.quality,
+        settings.png_compress_level,
+    )
+    storage.put_result(job.id, encoded, settings.result_ttl_s)
+    storage.delete_input(job.id)
+    height, width = outcome.rgb.shape[:2]
+    metrics.INFERENCE_DURATION.observe(outcome.inference_s)
+    metrics.PIXELS.inc(width * height)
+    metrics.TILES.inc(outcome.tile_count)
+    job.meta["inference_s"] = round(outcome.inference_s, 4)
+    job.meta["tiles"] = {
+        "tile_px": outcome.tiles.tile_px,
+        "batch": outcome.tiles.batch,
+        "oom_retries": outcome.oom_retries,
+    }
+    job.save_meta()
+    return {
+        "format": payload.options.output_format.value,
+        "sha256": hashlib.sha256(encoded).hexdigest(),
+        "bytes": len(encoded),
+        "filename": f"{payload.filename}-deblurred",
+        "width": width,
+        "height": height,
+        "mode": mode,
+    }
