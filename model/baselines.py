@@ -1,7 +1,10 @@
 """Classical deblurring baselines the network must beat, on (H, W, 3) float32 images in [0, 1].
 
-* `wiener`: non-blind Wiener deconvolution with a scalar noise-to-signal balance. Given the
-  true PSF and the best balance per condition it is an oracle no blind method has.
+* `wiener`: non-blind Wiener(-Hunt) deconvolution, regularised by a Laplacian (high
+  frequencies, where natural images have little power and noise dominates, are damped most;
+  the formulation of `skimage.restoration.wiener`). Given the true PSF and the best balance
+  per condition it is an oracle no blind method has. A scalar (white) regulariser scores
+  0.6-2.2 dB lower on the noisy cells of our set.
 * `richardson_lucy`: the Poisson maximum-likelihood iteration with the true PSF.
 * `unsharp_mask`: what a photo editor does; blind, fixed parameters.
 
@@ -50,10 +53,14 @@ def _edge_taper(
     return weight * padded + (1.0 - weight) * blurred
 
 
+# The discrete Laplacian: Wiener's regulariser, growing with frequency.
+LAPLACIAN = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
+
+
 def wiener_sweep(
     blurry: np.ndarray, psf: np.ndarray, balances: Sequence[float]
 ) -> Iterator[np.ndarray]:
-    """Wiener deconvolution, X = conj(H) Y / (|H|^2 + balance), for several balances.
+    """Wiener deconvolution, X = conj(H) Y / (|H|^2 + balance |L|^2), for several balances.
 
     The padded spectrum is computed once and reused, so a sweep costs one inverse FFT a balance.
 
@@ -72,10 +79,11 @@ def wiener_sweep(
     padded = _edge_taper(padded, otf, margin, blurry.shape[:2])
     spectrum = np.fft.rfft2(padded) * np.conj(otf)
     power = np.abs(otf) ** 2
+    regulariser = np.abs(transfer_function(LAPLACIAN, shape)) ** 2
     for balance in balances:
         if balance <= 0:
             raise ValueError(f"balance must be > 0, got {balance}")
-        restored = np.fft.irfft2(spectrum / (power + balance), s=shape)
+        restored = np.fft.irfft2(spectrum / (power + balance * regulariser), s=shape)
         yield np.clip(crop_planar(restored, margin, blurry), 0.0, 1.0)
 
 

@@ -32,8 +32,9 @@ from PIL import Image
 
 # Sub-samples per pixel side when integrating the disk over a pixel (anti-aliasing).
 PSF_SUPERSAMPLE = 16
-# Radii below this are a point: the disk lies inside the centre pixel.
-POINT_RADIUS_PX = 1e-3
+# Radii below this are a point: the disk lies inside the centre pixel and covers none of its
+# sub-samples (the nearest sits sqrt(2) / (2 * PSF_SUPERSAMPLE) = 0.044 px from the centre).
+POINT_RADIUS_PX = 0.05
 
 
 def _disk_grid(radius_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -222,7 +223,7 @@ class BlurDistribution:
     Defaults match DPDD at ~1 MP (radii 0.5-8 px, median ~3 px, in-focus areas present).
     """
 
-    max_radius_median_px: float = 4.5  # median of the image's largest radius
+    max_radius_median_px: float = 5.5  # median of the image's largest radius
     max_radius_log_sigma: float = 0.5  # spread of log(largest radius)
     min_px: float = 0.5  # smallest largest-radius drawn (blur always present somewhere)
     max_px: float = 8.0  # cap on any radius

@@ -27,8 +27,8 @@ from model.baselines import richardson_lucy, unsharp_mask, wiener, wiener_sweep
 from model.eval_set import EvalCase
 from model.metrics import BORDER_PX, psnr, ssim
 
-# Balances tried per cell by the oracle Wiener filter (log-spaced, 1e-5 .. 1e-1).
-WIENER_BALANCES = tuple(float(b) for b in np.logspace(-5, -1, 17))
+# Balances tried per cell by the oracle Wiener filter (log-spaced, 1e-6 .. 1e-1, 4 a decade).
+WIENER_BALANCES = tuple(float(b) for b in np.logspace(-6, -1, 21))
 
 ImageFn = Callable[[np.ndarray], np.ndarray]
 CaseFn = Callable[[EvalCase], np.ndarray]

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -32,8 +33,42 @@ from model.prior import LatentPrior, PriorConfig
 from model.restorer import Restorer, save_restorer
 from model.stages import stage1_loss, stage1_parameters, stage2_loss, stage2_parameters
 from model.swintormer import Swintormer, pad_to_multiple
-from model.train_config import TrainConfig, TrainConfigError
-from model.training_data import build_pair_source
+from model.train_config import DataSection, TrainConfig, TrainConfigError
+from model.training_data import DefocusPatches, PatchSettings
+
+
+class PatchBatches:
+    """`fit`'s pair source over `DefocusPatches` (model.training_data).
+
+    A step's batch is the items at `batch` indices drawn from that step's generator, so it is a
+    pure function of (seed, step) like everything else in a step, whatever the worker count.
+    """
+
+    def __init__(self, patches: DefocusPatches, description: str) -> None:
+        self.patches = patches
+        self.description = description
+
+    def sample(
+        self, rng: np.random.Generator, batch: int, patch_px: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(blurry, sharp): float32 (batch, patch_px, patch_px, C) and (..., 3) in [0, 1]."""
+        if patch_px != self.patches.settings.patch_px:
+            raise ValueError(f"patches are {self.patches.settings.patch_px} px, not {patch_px}")
+        pairs = [self.patches.pair(int(i)) for i in rng.integers(0, 2**62, batch)]
+        return np.stack([b for b, _ in pairs]), np.stack([s for _, s in pairs])
+
+
+def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
+    """The training pairs of a run's `[data]` section: prepared photos and/or dead leaves."""
+    settings = PatchSettings(patch_px=data.patch_px, dead_leaves_fraction=data.dead_leaves_fraction)
+    if not data.cache_dir:
+        return PatchBatches(DefocusPatches([], [], 1, settings, seed), "dead leaves only")
+    patches = DefocusPatches.from_cache(Path(data.cache_dir), settings, seed)
+    description = (
+        f"{len(patches.photos)} prepared photos ({len(patches.patches)} ranked patches) from"
+        f" {data.cache_dir} and dead leaves ({data.dead_leaves_fraction:.0%} of pairs)"
+    )
+    return PatchBatches(patches, description)
 
 
 def resolve_device(name: str) -> torch.device:

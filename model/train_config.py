@@ -55,10 +55,8 @@ class DataSection:
 
     patch_px: int = 128  # side of a square training patch
     batch: int = 8  # patches per step
-    photos_dir: str = ""  # folder of training photos (.jpg/.png, recursive); "": none
-    photos_downscale: int = 2  # box-downscale factor applied to the photos when loaded
+    cache_dir: str = ""  # `swintormer data prepare --cache DIR` output; "": dead leaves only
     dead_leaves_fraction: float = 1.0  # share of patches cut from procedural dead-leaves images
-    dead_leaves_px: int = 512  # side of one generated dead-leaves image
     val_pairs: int = 16  # fixed validation pairs, generated once from `val_seed`
     val_seed: int = 12345  # seed of the validation pairs (distinct from the training stream)
 
@@ -238,8 +236,6 @@ def _validate(config: TrainConfig) -> None:
     positive = {
         "data.patch_px": config.data.patch_px,
         "data.batch": config.data.batch,
-        "data.dead_leaves_px": config.data.dead_leaves_px,
-        "data.photos_downscale": config.data.photos_downscale,
         "data.val_pairs": config.data.val_pairs,
         "model.prior_steps": config.model.prior_steps,
         "model.prior_channels": config.model.prior_channels,
@@ -276,8 +272,8 @@ def _validate(config: TrainConfig) -> None:
         problems.append(
             f"data.dead_leaves_fraction must be in [0, 1], got {config.data.dead_leaves_fraction}"
         )
-    if not config.data.photos_dir and config.data.dead_leaves_fraction < 1.0:
-        problems.append("data.dead_leaves_fraction must be 1.0 when data.photos_dir is empty")
+    if not config.data.cache_dir and config.data.dead_leaves_fraction < 1.0:
+        problems.append("data.dead_leaves_fraction must be 1.0 when data.cache_dir is empty")
     if config.run.amp not in ("bf16", "fp16", "off"):
         problems.append(f"run.amp must be 'bf16', 'fp16' or 'off', got {config.run.amp!r}")
     if not config.model.use_prior and config.stages.stage2_steps:

@@ -1,173 +1,171 @@
-"""Training pairs cut on the fly: photo and dead-leaves patches defocused by `model.degrade`.
+"""Training pairs made on the fly: sharp patches of the prepared photos and dead leaves, defocused.
 
-Each pair is drawn with the `numpy.random.Generator` the trainer passes for that step, so the
-stream is a pure function of (seed, step) and a resumed run sees exactly the batches an
-uninterrupted one would. A window a little larger than the patch (`MARGIN_PX` a side) is
-degraded and the centre patch kept, so blur at the patch border sees real neighbouring pixels
-rather than padding.
+`DefocusPatches` is a `torch.utils.data.Dataset` whose item `i` is a pure function of
+(seed, i): a trainer that resumes at step s asks for the same indices again and gets the same
+pairs, on any number of DataLoader workers. Each item:
 
-Half of the examples (`uniform_fraction`) get one disk over the whole patch (what the synthetic
-evaluation measures), the rest spatially varying defocus from layered depth (what real photos
-have). Dead-leaves scenes (Achddou et al. 2021) carry their own occlusion layers; photos get a
-random smooth depth field (`model.degrade.photo_scene`).
+1. picks a source: a dead-leaves scene (`dead_leaves_fraction`) or a photo patch that survived
+   the sharpness ranking of `swintormer data prepare`;
+2. crops it with a margin (the largest blur radius) so the blur sees real content beyond the
+   patch edge, and flips / rotates it by a multiple of 90 degrees; augmentation happens
+   before the blur, because dual-pixel disparity is horizontal and must stay so;
+3. defocuses it through `model.degrade.degrade_scene` (layered depth, DPDD-like radii,
+   noise, 8-bit quantisation, optional JPEG) and crops the margin away.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from model.dead_leaves import DeadLeavesSettings, dead_leaves
-from model.degrade import (
-    BlurDistribution,
-    LayeredScene,
-    SensorModel,
-    composite_defocus,
-    convolve,
-    degrade_scene,
-    disk_psf,
-    photo_scene,
-)
-from model.train_config import DataSection
+from model.degrade import BlurDistribution, SensorModel, degrade_scene, photo_scene
+from model.photos import load_prepared
 
-MARGIN_PX = 12  # > the largest blur radius (8 px): the kept patch never sees the padding
-PALETTE_SIZE = 4096  # photo pixels the dead-leaves colours are drawn from
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-MAX_DRAWS = 20  # redraws of a pair that came out non-finite before giving up
+PALETTE_SIZE = 4096  # photo pixels sampled as dead-leaves colours
 
 
-@dataclass
-class TrainingPairs:
-    """A source of (blurry, sharp) training patches.
+@dataclass(frozen=True)
+class PatchSettings:
+    """What a training pair looks like."""
 
-    Args:
-        photos: (H, W, 3) uint8 images, each larger than a window.
-        dead_leaves_fraction: share of patches cut from dead-leaves scenes.
-        dead_leaves_px: side of each generated dead-leaves scene.
-        seed: seeds the pool of dead-leaves scenes (generated once).
-        pool: number of dead-leaves scenes generated up front (cropped at random afterwards).
-        uniform_fraction: share of patches blurred by one disk instead of layered defocus.
-        uniform_radius_px: range of that disk's radius.
-    """
-
-    photos: Sequence[np.ndarray]
-    dead_leaves_fraction: float
-    dead_leaves_px: int
-    seed: int
-    pool: int = 8
-    uniform_fraction: float = 0.5
-    uniform_radius_px: tuple[float, float] = (0.5, 7.0)
+    patch_px: int = 128  # side of the pairs handed to the network
+    dead_leaves_fraction: float = 0.3  # share of pairs drawn from dead leaves
+    photo_layers: int = 4  # depth bands a photo is cut into
+    use_dual_pixel: bool = False  # input is the (6, p, p) left/right stack
+    epoch_size: int = 100_000  # len() of the dataset (items are generated, not stored)
     blur: BlurDistribution = field(default_factory=BlurDistribution)
     sensor: SensorModel = field(default_factory=SensorModel)
 
-    def __post_init__(self) -> None:
-        if not self.photos and self.dead_leaves_fraction < 1.0:
-            raise ValueError("no photos: set dead_leaves_fraction = 1.0 or prepare photos")
-        rng = np.random.default_rng([self.seed, 0xDEAD1EAF])
-        palette = None
-        if self.photos:
-            pixels = [p.reshape(-1, 3) for p in self.photos]
-            per_photo = PALETTE_SIZE // len(pixels) + 1
-            picks = [px[rng.integers(0, len(px), per_photo)] for px in pixels]
-            palette = np.concatenate(picks).astype(np.float32) / 255.0
-        settings = DeadLeavesSettings(size_px=self.dead_leaves_px)
-        self.scenes: list[LayeredScene] = (
-            [dead_leaves(rng, palette, settings) for _ in range(self.pool)]
-            if self.dead_leaves_fraction > 0
-            else []
-        )
-        self.description = (
-            f"{len(self.photos)} photos + {len(self.scenes)} dead-leaves scenes of"
-            f" {self.dead_leaves_px} px ({self.dead_leaves_fraction:.0%} of patches),"
-            f" {self.uniform_fraction:.0%} uniform disk r in {self.uniform_radius_px} px,"
-            f" the rest layered defocus; noise sigma <= {self.sensor.noise_sigma_max}"
-        )
-
-    def sample(
-        self, rng: np.random.Generator, batch: int, patch_px: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(blurry, sharp): two float32 (batch, patch_px, patch_px, 3) arrays in [0, 1]."""
-        pairs = [self._one(rng, patch_px) for _ in range(batch)]
-        return np.stack([b for b, _ in pairs]), np.stack([s for _, s in pairs])
-
-    def _one(self, rng: np.random.Generator, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
-        # `disk_psf` returns NaN for radii in about (0.001, 0.044) px (no sub-pixel sample falls
-        # inside so tiny a disk), which layered defocus draws now and then for a layer near the
-        # focal plane. One NaN pixel would poison the whole run, so such a draw is redrawn.
-        for _ in range(MAX_DRAWS):
-            with np.errstate(invalid="ignore"):
-                blurry, sharp = self._draw(rng, patch_px)
-            if np.isfinite(blurry).all() and np.isfinite(sharp).all():
-                return blurry, sharp
-        raise RuntimeError(f"{MAX_DRAWS} training pairs in a row were not finite")
-
-    def _draw(self, rng: np.random.Generator, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
-        window = patch_px + 2 * MARGIN_PX
-        if self.scenes and rng.random() < self.dead_leaves_fraction:
-            scene = _crop_scene(self.scenes[int(rng.integers(len(self.scenes)))], window, rng)
-        else:
-            photo = self.photos[int(rng.integers(len(self.photos)))]
-            scene = photo_scene(_augment(_crop(photo, window, rng), rng), rng)
-        if rng.random() < self.uniform_fraction:
-            sharp = composite_defocus(scene, [disk_psf(0.0)] * len(scene.depths))
-            psf = disk_psf(rng.uniform(*self.uniform_radius_px))
-            blurry = self.sensor.apply(convolve(sharp, psf), rng)
-        else:
-            pair = degrade_scene(scene, rng, self.blur, self.sensor)
-            sharp, blurry = pair.sharp, pair.blurry
-        keep = np.s_[MARGIN_PX : MARGIN_PX + patch_px, MARGIN_PX : MARGIN_PX + patch_px]
-        return blurry[keep].astype(np.float32), sharp[keep].astype(np.float32)
+    @property
+    def margin_px(self) -> int:
+        """Context kept around a patch while blurring: the largest possible radius."""
+        return math.ceil(self.blur.max_px * self.blur.scale) + 1
 
 
-def _crop(image: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
-    h, w = image.shape[:2]
-    if h < window or w < window:
-        raise ValueError(f"image {h}x{w} is smaller than a {window} px training window")
-    y, x = int(rng.integers(0, h - window + 1)), int(rng.integers(0, w - window + 1))
-    return image[y : y + window, x : x + window]
+@dataclass(frozen=True)
+class PhotoPatch:
+    """A sharp region of a prepared photo: photo index and top-left corner of a ranked patch."""
+
+    photo: int
+    y: int
+    x: int
 
 
-def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random one of the 8 flips/rotations, as float32 in [0, 1]."""
-    image = np.rot90(image, int(rng.integers(4)))
-    image = image[:, ::-1] if rng.random() < 0.5 else image
-    return np.ascontiguousarray(image, dtype=np.float32) / 255.0
+def augment(image: np.ndarray, code: int) -> np.ndarray:
+    """One of the 8 flips/rotations of a square's symmetry group (code in 0..7)."""
+    if code & 4:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(np.rot90(image, code & 3))
 
 
-def _crop_scene(scene: LayeredScene, window: int, rng: np.random.Generator) -> LayeredScene:
-    size = scene.alphas.shape[1]
-    y, x = int(rng.integers(0, size - window + 1)), int(rng.integers(0, size - window + 1))
-    crop = np.s_[:, y : y + window, x : x + window]
-    alphas = scene.alphas[crop].copy()
-    alphas[0] = 1.0  # the farthest layer stays a full background
-    return LayeredScene(scene.colours[crop], alphas, scene.depths)
+class DefocusPatches(Dataset[tuple[Tensor, Tensor]]):
+    """Deterministic, endless defocus training pairs.
 
-
-def load_photos(folder: Path, downscale: int) -> list[np.ndarray]:
-    """Every JPEG/PNG under `folder` (sorted by path), box-downscaled by `downscale`, as uint8.
-
-    Downscaling by 2 removes most JPEG and demosaicing artefacts, which would otherwise teach
-    the network to reproduce them as "sharp" detail.
-
-    Returns:
-        (H, W, 3) uint8 arrays.
+    Args:
+        photos: (H, W, 3) uint8 photos.
+        patches: the ranked sharp patches to draw from (corners in `photos`).
+        ranked_patch_px: the side of those ranked patches.
+        settings: pair size, source mix and degradation.
+        seed: item i depends only on (seed, i).
     """
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
-    if not paths:
-        raise ValueError(f"no .jpg/.png photos under {folder}")
-    photos = []
-    for path in paths:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-            photos.append(np.asarray(rgb.reduce(downscale) if downscale > 1 else rgb))
-    return photos
 
+    def __init__(
+        self,
+        photos: Sequence[np.ndarray],
+        patches: Sequence[PhotoPatch],
+        ranked_patch_px: int,
+        settings: PatchSettings,
+        seed: int = 0,
+    ) -> None:
+        if not patches and settings.dead_leaves_fraction < 1.0:
+            raise ValueError("no photo patches: prepare photos or set dead_leaves_fraction=1")
+        self.photos = list(photos)
+        self.patches = list(patches)
+        self.ranked_patch_px = ranked_patch_px
+        self.settings = settings
+        self.seed = seed
+        self.palette = self._palette()
 
-def build_pair_source(data: DataSection, seed: int) -> TrainingPairs:
-    """The training pairs a run's `[data]` section describes (photos only if a folder is set)."""
-    photos = load_photos(Path(data.photos_dir), data.photos_downscale) if data.photos_dir else []
-    return TrainingPairs(photos, data.dead_leaves_fraction, data.dead_leaves_px, seed)
+    @classmethod
+    def from_cache(cls, cache: Path, settings: PatchSettings, seed: int = 0) -> DefocusPatches:
+        """Load what `swintormer data prepare --cache DIR` wrote."""
+        prepared = load_prepared(cache)
+        names = [entry["name"] for entry in prepared.manifest]
+        photos = []
+        for name in names:
+            with Image.open(prepared.photos_dir / f"{name}.png") as image:
+                photos.append(np.asarray(image.convert("RGB")))
+        index = {name: i for i, name in enumerate(names)}
+        patches = [PhotoPatch(index[p["photo"]], p["y"], p["x"]) for p in prepared.patches]
+        return cls(photos, patches, prepared.patch_px, settings, seed)
+
+    def _palette(self) -> np.ndarray | None:
+        """Colours for dead leaves, sampled from the photos (None = random colours)."""
+        if not self.photos:
+            return None
+        rng = np.random.default_rng([self.seed, 1])
+        sources = rng.integers(0, len(self.photos), PALETTE_SIZE)
+        picks = [
+            self.photos[i][
+                rng.integers(self.photos[i].shape[0]), rng.integers(self.photos[i].shape[1])
+            ]
+            for i in sources
+        ]
+        return np.asarray(picks, np.float32) / 255.0
+
+    def __len__(self) -> int:
+        return self.settings.epoch_size
+
+    def _photo_crop(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """A size x size float32 crop around a random sharp patch, inside the photo."""
+        patch = self.patches[int(rng.integers(len(self.patches)))]
+        photo = self.photos[patch.photo]
+        h, w = photo.shape[:2]
+        if size > h or size > w:
+            raise ValueError(f"photo {patch.photo} ({h}x{w}) is smaller than a {size} px crop")
+        # The crop's centre lies in the ranked patch; the crop is then pushed inside the photo.
+        cy = patch.y + int(rng.integers(self.ranked_patch_px))
+        cx = patch.x + int(rng.integers(self.ranked_patch_px))
+        y0 = min(max(0, cy - size // 2), h - size)
+        x0 = min(max(0, cx - size // 2), w - size)
+        return photo[y0 : y0 + size, x0 : x0 + size].astype(np.float32) / 255.0
+
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item `index` as arrays: (blurry (p, p, C), sharp (p, p, 3)), C = 3 or 6."""
+        settings = self.settings
+        rng = np.random.default_rng([self.seed, 0, index])
+        margin, p = settings.margin_px, settings.patch_px
+        size = p + 2 * margin
+        if rng.random() < settings.dead_leaves_fraction:
+            # Dead leaves are isotropic already: no augmentation. Leaves scale with the area.
+            default = DeadLeavesSettings()
+            leaves = DeadLeavesSettings(
+                size_px=size,
+                num_layers=settings.photo_layers,
+                background_leaves=max(500, round(default.background_leaves * (size / 256) ** 2)),
+            )
+            scene = dead_leaves(rng, self.palette, leaves)
+        else:
+            crop = augment(self._photo_crop(rng, size), int(rng.integers(8)))
+            scene = photo_scene(crop, rng, settings.photo_layers)
+        pair = degrade_scene(scene, rng, settings.blur, settings.sensor, settings.use_dual_pixel)
+        blurry = pair.dual_pixel if pair.dual_pixel is not None else pair.blurry
+        window = (slice(margin, margin + p), slice(margin, margin + p))
+        return np.ascontiguousarray(blurry[window]), np.ascontiguousarray(pair.sharp[window])
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        """Item `index` as tensors: (blurry (C, p, p), sharp (3, p, p)) float32 in [0, 1]."""
+        blurry, sharp = self.pair(index)
+        return (
+            torch.from_numpy(blurry).permute(2, 0, 1).contiguous(),
+            torch.from_numpy(sharp).permute(2, 0, 1).contiguous(),
+        )

@@ -22,7 +22,7 @@ from model.degrade import (
 )
 
 
-@pytest.mark.parametrize("radius", [0.0, 0.3, 0.5, 1.0, 1.5, 3.0, 4.5, 8.0])
+@pytest.mark.parametrize("radius", [0.0, 0.01, 0.049, 0.05, 0.3, 0.5, 1.0, 1.5, 3.0, 4.5, 8.0])
 def test_disk_psf_sums_to_one_and_is_symmetric(radius: float) -> None:
     psf = disk_psf(radius)
     assert psf.dtype == np.float32
@@ -77,7 +77,7 @@ def test_fast_fft_size_is_five_smooth() -> None:
     assert fast_fft_size(1) == 1
 
 
-@pytest.mark.parametrize("signed_radius", [2.5, -2.5])
+@pytest.mark.parametrize("signed_radius", [2.5, -2.5, 0.7, -0.7])
 def test_dual_pixel_views_average_to_disk_and_swap_in_front_of_focus(signed_radius: float) -> None:
     left, right = dual_pixel_psfs(signed_radius)
     assert left.sum() == pytest.approx(1.0, abs=1e-6)
