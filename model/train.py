@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.checkpoint import load_checkpoint
 from model.config import preset
 from model.fit import FitResult, PairSource, Stage, StageLoss, StageRestore, fit
 from model.prior import LatentPrior, PriorConfig
-from model.restorer import Restorer, save_restorer
+from model.restorer import Restorer, load_restorer, save_restorer
 from model.stages import stage1_loss, stage1_parameters, stage2_loss, stage2_parameters
 from model.swintormer import Swintormer, pad_to_multiple
 from model.train_config import DataSection, TrainConfig, TrainConfigError
@@ -276,3 +277,15 @@ def train(
         log=log,
         provenance=provenance,
     )
+
+
+def ship(source: str | Path, destination: str | Path) -> None:
+    """Copy a training checkpoint as a float16 one to ship (half the bytes).
+
+    The weights are stored in float16 and loaded back into the float32 model, so a shipped file
+    restores what its source does up to float16 rounding of the weights. Its provenance is the
+    source's plus `"weights_dtype": "float16"` and the source file's name.
+    """
+    provenance = dict(load_checkpoint(source).metadata.get("provenance", {}))
+    provenance |= {"weights_dtype": "float16", "shipped_from": Path(source).name}
+    save_restorer(destination, load_restorer(source).half(), provenance=provenance)

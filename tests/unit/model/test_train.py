@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model.restorer import load_restorer
-from model.train import build_restorer, build_stages, train
+from model.train import build_restorer, build_stages, ship, train
 from model.train_config import TrainConfig, load_train_config
 from swintormer.cli import main
 
@@ -76,3 +76,19 @@ def test_prior_off_trains_the_plain_network(tmp_path: Path) -> None:
     config = _tiny(tmp_path, "model.use_prior=false", "stages.stage2_steps=0")
     assert train(config).finished
     assert load_restorer(tmp_path / "best.safetensors").prior is None
+
+
+def test_shipped_half_checkpoint_restores_like_its_source(tmp_path: Path) -> None:
+    train(_tiny(tmp_path))
+    ship(tmp_path / "best.safetensors", tmp_path / "shipped.safetensors")
+    source = load_restorer(tmp_path / "best.safetensors")
+    shipped = load_restorer(tmp_path / "shipped.safetensors")
+    assert (tmp_path / "shipped.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "best.safetensors"
+    ).stat().st_size
+    assert next(shipped.parameters()).dtype == torch.float32
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        difference = (shipped.restore(image) - source.restore(image)).abs().max()
+    assert float(difference) < 1e-2
+    assert b"float16" in (tmp_path / "shipped.safetensors").read_bytes()[:8192]
