@@ -4,7 +4,7 @@ Two phases against one `swintormer serve` (embedded Redis, N workers, gateway) s
 
 1. overhead: jobs one at a time; the median end-to-end time (upload -> poll -> download)
    over the median of calling the worker's `Runtime` directly on the same image in this
-   process, measured in the same run: what the gateway + queue + codecs cost on top.
+   process, the two interleaved in the same run: what the gateway + queue + codecs cost.
 2. burst: `--jobs` submissions from `--concurrency` client threads as fast as the gateway
    takes them; submissions per second, completions per second, p50/p95/p99 end-to-end
    latency, and lost jobs (submitted but never succeeded: must be 0).
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -80,19 +81,20 @@ def test_image(size: int) -> bytes:
     return buffer.getvalue()
 
 
-def direct_median_s(settings: Settings, data: bytes, repeats: int) -> float:
-    """Median time of the worker's runtime on the decoded image, in this process."""
+def direct_runtime(settings: Settings, data: bytes) -> Callable[[], float]:
+    """A warm worker runtime in this process; the returned call times one restoration."""
     runtime = Runtime(settings)
     runtime.setup()
     runtime.warmup()
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255
     request = RestoreRequest.from_options(DeblurOptions(), settings)
-    times = []
-    for _ in range(repeats):
+
+    def timed() -> float:
         start = time.perf_counter()
         runtime(rgb, request)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return time.perf_counter() - start
+
+    return timed
 
 
 def submit(client: httpx.Client, data: bytes) -> str:
@@ -203,8 +205,13 @@ def main() -> int:
             else:
                 raise SystemExit("swintormer serve did not become ready in 180 s")
             one_job(url, data)  # first request: connection set-up, caches
-            direct_s = direct_median_s(settings, data, args.sequential)
-            sequential = [one_job(url, data) for _ in range(args.sequential)]
+            direct = direct_runtime(settings, data)
+            # interleaved, so that both see the same (noisy) machine
+            direct_times, sequential = [], []
+            for _ in range(args.sequential):
+                direct_times.append(direct())
+                sequential.append(one_job(url, data))
+            direct_s = statistics.median(direct_times)
             end_to_end_s = statistics.median(seconds for seconds, _ in sequential)
             lost_sequential = sum(1 for _, timings in sequential if timings is None)
             done = [timings for _, timings in sequential if timings is not None]

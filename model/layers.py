@@ -27,6 +27,10 @@ CPB_HIDDEN = 512  # width of the continuous position bias MLP (Swin-V2)
 MAX_LOGIT_SCALE = math.log(100.0)  # Swin-V2 clamps the cosine-attention temperature here
 MASK_VALUE = -100.0  # additive mask between tokens from different regions of a shifted window
 NORM_EPS = 1e-12  # F.normalize's floor on the norm
+# On the CPU, attention and feed-forward run on chunks of about this many tokens: their
+# intermediates then stay in cache and below glibc's 32 MB mmap threshold (a fresh mmap per
+# call costs page faults); 2x faster FFNs for 4 tiles of 256 px (bench/model_speed.py).
+CPU_CHUNK_TOKENS = 2048
 
 FiLM = tuple[Tensor, Tensor]  # (gamma, beta), each (B, H, W, C) or broadcastable to it
 
@@ -118,6 +122,32 @@ def shift_masks(
         return mask(row_region), mask(col_region), mask(2 * row_region + col_region)
 
 
+def masked_windows(first: int, count: int, rows: int, cols: int) -> list[tuple[slice, int]]:
+    """The windows among `first`..`first + count - 1` that need a shift mask.
+
+    Windows are numbered row-major over a (B, rows, cols) grid, as `window_partition` orders
+    them. Returns (slice into the `count` windows, kind) pairs; kind indexes `shift_masks`:
+    0 = last row (corner excluded), 1 = last column (corner excluded), 2 = corner.
+    """
+    found: list[tuple[slice, int]] = []
+    per_image = rows * cols
+    for image in range(first // per_image, (first + count - 1) // per_image + 1):
+        top_left = image * per_image - first
+        last_row = top_left + (rows - 1) * cols
+        candidates = (
+            (last_row, last_row + cols - 1, 1, 0),
+            (top_left + cols - 1, last_row, cols, 1),
+            (last_row + cols - 1, last_row + cols, 1, 2),
+        )
+        for start, stop, step, kind in candidates:
+            if start < 0:  # first index of the progression inside the chunk
+                start += ((-start + step - 1) // step) * step
+            stop = min(stop, count)
+            if start < stop:
+                found.append((slice(start, stop, step), kind))
+    return found
+
+
 class MixedAttention(nn.Module):
     """Shifted-window attention with a spatial (Swin-V2) and a channel (MDTA) branch.
 
@@ -186,23 +216,34 @@ class MixedAttention(nn.Module):
         Returns:
             (B, H, W, C).
         """
-        B, H, W, C = x.shape
+        _, H, W, _ = x.shape
         window, shift = self.window, self.shift
-        N = window * window
         if shift:
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-        qkv = self.qkv(window_partition(x, window))  # (B*nW, N, 3C)
-        # per-window depthwise conv: zero padding at every window border, as released
-        qkv = qkv.view(-1, window, window, 3 * C).permute(0, 3, 1, 2)  # channels-last view
-        qkv = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(-1, N, 3 * C)
-        q_s, k_s, v_s, q_c, k_c, v_c = qkv.split(C // 2, dim=-1)  # each (B*nW, N, C/2)
-        spatial = self._spatial(q_s, k_s, v_s, B, H // window, W // window)
-        channel = self._channel(q_c, k_c, v_c)
-        out = self.project_out(torch.cat([spatial, channel], dim=-1))  # (B*nW, N, C)
-        out = window_reverse(out, window, H, W)
+        windows = window_partition(x, window)  # (B*nW, N, C)
+        bias = self.position_bias()  # (heads, N, N)
+        grid = (H // window, W // window)
+        step = windows.shape[0] if x.is_cuda else max(1, CPU_CHUNK_TOKENS // window**2)
+        chunks = [
+            self._attend(windows[first : first + step], first, grid, bias)
+            for first in range(0, windows.shape[0], step)
+        ]
+        out = window_reverse(torch.cat(chunks) if len(chunks) > 1 else chunks[0], window, H, W)
         if shift:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         return out
+
+    def _attend(self, windows: Tensor, first: int, grid: tuple[int, int], bias: Tensor) -> Tensor:
+        """Both branches on windows first.. of a (B, rows, cols) grid: (n, N, C) -> (n, N, C)."""
+        n, N, C = windows.shape
+        qkv = self.qkv(windows)  # (n, N, 3C)
+        # per-window depthwise conv: zero padding at every window border, as released
+        qkv = qkv.view(n, self.window, self.window, 3 * C).permute(0, 3, 1, 2)  # channels-last
+        qkv = self.qkv_dwconv(qkv).permute(0, 2, 3, 1).reshape(n, N, 3 * C)
+        q_s, k_s, v_s, q_c, k_c, v_c = qkv.split(C // 2, dim=-1)  # each (n, N, C/2)
+        spatial = self._spatial(q_s, k_s, v_s, bias, first, grid)
+        channel = self._channel(q_c, k_c, v_c)
+        return self.project_out(torch.cat([spatial, channel], dim=-1))
 
     def _heads(self, x: Tensor) -> Tensor:
         """(B*nW, N, C/2) -> (B*nW, heads, N, d); channels split as (head, d)."""
@@ -214,30 +255,25 @@ class MixedAttention(nn.Module):
         Bn, heads, N, d = x.shape
         return x.transpose(1, 2).reshape(Bn, N, heads * d)
 
-    def _spatial(self, q: Tensor, k: Tensor, v: Tensor, B: int, rows: int, cols: int) -> Tensor:
-        """Cosine attention over the pixels of each window: (B*nW, N, C/2) x3 -> same."""
+    def _spatial(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, first: int, grid: tuple[int, int]
+    ) -> Tensor:
+        """Cosine attention over the pixels of each window: (n, N, C/2) x3 -> same."""
         scale = torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()  # (heads, 1, 1)
-        q, k = self._heads(q), self._heads(k)  # (B*nW, heads, N, d)
+        q, k = self._heads(q), self._heads(k)  # (n, heads, N, d)
         # cosine similarity with the temperature folded into q's normalisation: one pass each
         q = q * (scale / _norm(q, dim=-1))
         k = k / _norm(k, dim=-1)
-        bias = self.position_bias()  # (heads, N, N)
         if self.heads == 1:  # the bias add fused into the batched GEMM
             logits = torch.baddbmm(bias, q.squeeze(1), k.squeeze(1).transpose(-2, -1))
-            logits = logits.unsqueeze(1)  # (B*nW, 1, N, N)
+            logits = logits.unsqueeze(1)  # (n, 1, N, N)
         else:
-            logits = q @ k.transpose(-2, -1)  # (B*nW, heads, N, N)
-        N = logits.shape[-1]
-        grid = logits.view(B, rows, cols, self.heads, N, N)
-        if self.heads != 1:
-            grid += bias
+            logits = q @ k.transpose(-2, -1)  # (n, heads, N, N)
+            logits += bias
         if self.shift:
-            last_row, last_col, corner = shift_masks(
-                self.window, self.shift, logits.device, logits.dtype
-            )
-            grid[:, -1, :-1] += last_row
-            grid[:, :-1, -1] += last_col
-            grid[:, -1, -1] += corner
+            masks = shift_masks(self.window, self.shift, logits.device, logits.dtype)
+            for windows, kind in masked_windows(first, logits.shape[0], *grid):
+                logits[windows] += masks[kind]
         return self._merge_heads(attend_softmax_one(logits, self._heads(v)))
 
     def _channel(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -265,7 +301,15 @@ class GatedFeedForward(nn.Module):
         self.project_out = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        """(..., C) -> (..., C)."""
+        """(..., C) -> (..., C); on the CPU in chunks of CPU_CHUNK_TOKENS tokens."""
+        if x.is_cuda or x.shape[:-1].numel() <= CPU_CHUNK_TOKENS:
+            return self._gated(x)
+        tokens = x.reshape(-1, x.shape[-1])  # (T, C)
+        return torch.cat([self._gated(chunk) for chunk in tokens.split(CPU_CHUNK_TOKENS)]).view(
+            x.shape
+        )
+
+    def _gated(self, x: Tensor) -> Tensor:
         gate, value = self.project_in(x).chunk(2, dim=-1)
         return self.project_out(gate * value)
 

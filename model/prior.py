@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.diffusion import GaussianDiffusion, gaussian_like
+from model.diffusion import Denoise, GaussianDiffusion, gaussian_like
 
 # The encoders reach the latent grid by PixelUnshuffle(4) and two stride-2 convs.
 LATENT_STRIDE = 16
@@ -217,12 +217,10 @@ class LatentPrior(nn.Module):
             z, (B, Cz, H/16, W/16).
         """
         cond = self.encoder_lq(blurry)
-
-        def denoise(z_t: Tensor, t: Tensor) -> Tensor:
-            return self.denoiser(z_t, cond, t)
-
         shape = (cond.shape[0], cond.shape[1], cond.shape[2], cond.shape[3])
-        return self.diffusion.sample(denoise, shape, cond.device, steps, generator)
+        return self.diffusion.sample(
+            self._denoise_given(cond), shape, cond.device, steps, generator
+        )
 
     def reconstruct(
         self, blurry: Tensor, z_gt: Tensor, generator: torch.Generator | None = None
@@ -240,13 +238,18 @@ class LatentPrior(nn.Module):
         cond = self.encoder_lq(blurry)
         if cond.shape != z_gt.shape:
             raise ValueError(f"z_gt {tuple(z_gt.shape)} does not match c {tuple(cond.shape)}")
+        steps = self.diffusion.steps
+        z_T = self.diffusion.q_sample(z_gt.detach(), steps, gaussian_like(z_gt, generator))
+        timesteps = list(range(steps, 0, -1))
+        return self.diffusion.reverse(self._denoise_given(cond), z_T, timesteps, generator)
+
+    def _denoise_given(self, cond: Tensor) -> Denoise:
+        """The denoiser with its condition bound: (z_t, t) -> hat z_0."""
 
         def denoise(z_t: Tensor, t: Tensor) -> Tensor:
             return self.denoiser(z_t, cond, t)
 
-        steps = self.diffusion.steps
-        z_T = self.diffusion.q_sample(z_gt.detach(), steps, gaussian_like(z_gt, generator))
-        return self.diffusion.reverse(denoise, z_T, list(range(steps, 0, -1)), generator)
+        return denoise
 
 
 def _check_grid(image: Tensor) -> None:

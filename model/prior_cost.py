@@ -27,6 +27,7 @@ META = torch.device("meta")
 class PriorCost:
     """MACs of one prior-conditioned forward, split by part."""
 
+    parameters: int  # what inference runs: LQ encoder, denoiser and the FiLM convs
     encoder: int  # PriorEncoderLQ on the padded image
     denoiser_step: int  # one LatentDenoiser call on the latent grid
     steps: int  # S, denoiser calls per forward
@@ -62,7 +63,8 @@ def prior_cost(
         steps: sampling steps S in 1..T (None = T).
 
     Returns:
-        The cost split into encoder, per-step denoiser and FiLM MACs.
+        The parameters inference uses, and the MACs split into encoder, per-step denoiser and
+        FiLM.
     """
     with META:
         prior = LatentPrior(prior_config)
@@ -78,17 +80,11 @@ def prior_cost(
         t = torch.ones(1, dtype=torch.int64)
         film_convs = list(network.film or ())
         film = sum(count_macs(partial(conv, z)) for conv in film_convs)
+        inference_modules = (prior.encoder_lq, prior.denoiser, *film_convs)
         return PriorCost(
+            parameters=sum(p.numel() for m in inference_modules for p in m.parameters()),
             encoder=count_macs(lambda: prior.encoder_lq(padded)),
             denoiser_step=count_macs(lambda: prior.denoiser(z, z, t)),
             steps=prior_config.steps if steps is None else steps,
             film=film,
         )
-
-
-def network_macs(network_config: SwintormerConfig, h: int, w: int) -> int:
-    """MACs of the plain network (no prior) on one h x w image, attention matmuls included."""
-    with META:
-        network = Swintormer(network_config)
-        image = torch.empty(1, network_config.in_channels, h, w)
-        return count_macs(lambda: network(image))

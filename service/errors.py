@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_BIT_DEPTH = "unsupported_bit_depth"
     INVALID_OPTIONS = "invalid_options"
     IDEMPOTENCY_KEY_MISMATCH = "idempotency_key_mismatch"
+    IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     QUEUE_FULL = "queue_full"
     REDIS_UNAVAILABLE = "redis_unavailable"
     NOT_READY = "not_ready"
@@ -61,6 +62,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_BIT_DEPTH: 415,
     ErrorCode.INVALID_OPTIONS: 422,
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: 422,
+    ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
     ErrorCode.QUEUE_FULL: 429,
     ErrorCode.REDIS_UNAVAILABLE: 503,
     ErrorCode.NOT_READY: 503,
@@ -84,6 +86,7 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.UNSUPPORTED_BIT_DEPTH: "16-bit colour PNG (16-bit grayscale is kept 16-bit)",
     ErrorCode.INVALID_OPTIONS: "an option or header is out of range or malformed",
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: "the Idempotency-Key was used with a different request",
+    ErrorCode.IDEMPOTENCY_KEY_IN_USE: "a request with this Idempotency-Key is still in flight",
     ErrorCode.QUEUE_FULL: "the queue holds max_queue_depth jobs; retry after Retry-After",
     ErrorCode.REDIS_UNAVAILABLE: "the queue store is unreachable; retry after Retry-After",
     ErrorCode.NOT_READY: "Redis unreachable or no worker has its model loaded",
@@ -122,7 +125,7 @@ def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     for status, group in sorted(by_status.items()):
         description = "; ".join(f"`{code.value}`: {MEANING[code]}" for code in group)
         entry: dict[str, Any] = {"model": ErrorResponse, "description": description}
-        if status in (429, 503):
+        if status in (409, 429, 503):
             entry["headers"] = {
                 "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
             }

@@ -96,8 +96,14 @@ class EmbeddedRedis:
             "--dir", self._workdir.name,
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
+        # its own session: a terminal's Ctrl-C must not stop Redis before the workers that
+        # are finishing their jobs have stored the results (`stop()` ends it by pid)
         self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + self.startup_timeout_s
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)

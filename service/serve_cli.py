@@ -26,8 +26,9 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from service.app import create_app
 from service.config import Settings
+from service.gateway_cli import add_arguments as add_gateway_arguments
+from service.gateway_cli import make_server, with_address
 from service.redis_server import EmbeddedRedis
 
 log = logging.getLogger("swintormer.serve")
@@ -37,8 +38,7 @@ WORKER_STOP_GRACE_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=None, help="bind address (default: SWINTORMER_HOST)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: SWINTORMER_PORT)")
+    add_gateway_arguments(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -112,23 +112,16 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         print("swintormer serve: --workers must be 0 or more", file=sys.stderr)
         return 2
-    base = Settings()
-    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    base = with_address(Settings(), args)
     logging.basicConfig(level=base.log_level, format="%(asctime)s %(name)s %(message)s")
     # SIGTERM is handled like Ctrl-C: uvicorn stops, then the `finally` blocks below run.
     signal.signal(signal.SIGTERM, lambda *_: None)
     failed = threading.Event()
     with redis_for(base) as redis_url:
-        settings = base.model_copy(update={"redis_url": redis_url, **overrides})
+        settings = base.model_copy(update={"redis_url": redis_url})
         workers = WorkerGroup(settings, redis_url, args.workers)
         try:
-            config = uvicorn.Config(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level.lower(),
-            )
-            server = uvicorn.Server(config)
+            server = make_server(settings)
             watcher = threading.Thread(
                 target=_watch_workers, args=(workers, server, failed), daemon=True
             )

@@ -4,7 +4,8 @@ Uploads the file, follows the job with long-polls while drawing a progress bar f
 tile counts (on stderr), and writes the result to OUT. Every error the API can return is
 printed as `error (<code>): <message>` with a hint where one helps; the exit status is 0 on
 success, 1 on an API or network error, 2 on bad arguments. 429 and 503 are retried after
-their Retry-After, a few times.
+their Retry-After, a few times; the upload carries an Idempotency-Key, so a retried POST
+never creates a second job.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -71,7 +73,7 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: object) -> h
             response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
         except httpx.TransportError as error:
             raise SubmitError(f"cannot reach {client.base_url}: {error}") from error
-        if response.status_code in (429, 503) and "retry-after" in response.headers:
+        if response.status_code in (409, 429, 503) and "retry-after" in response.headers:
             time.sleep(float(response.headers["retry-after"]))
             continue
         if response.status_code >= 400:
@@ -105,7 +107,9 @@ def submit(args: argparse.Namespace) -> dict[str, object]:
     deadline = time.monotonic() + args.timeout
     with httpx.Client(base_url=args.url, headers=headers, timeout=POLL_WAIT_S + 30) as client:
         upload = {"file": (args.input.name, args.input.read_bytes())}
-        accepted = _request(client, "POST", "/deblur", files=upload, data=form).json()
+        # one key per run: a POST retried after a 503 cannot create a second job
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        accepted = _request(client, "POST", "/deblur", files=upload, data=form, headers=key).json()
         status_url = accepted["status_url"]
         view: dict[str, object] = accepted
         while True:

@@ -50,6 +50,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "service.serve_cli",
     ),
     Subcommand(
+        "gateway",
+        "run the gateway alone (Redis and workers run elsewhere; the container default)",
+        "service.gateway_cli",
+    ),
+    Subcommand(
         "submit",
         "deblur one image through a running service (upload, wait, download)",
         "service.submit_cli",
@@ -70,6 +75,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "pin the installed runtime dependencies for Dockerfile.gpu",
         "swintormer.lock_cli",
     ),
+    Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
     Subcommand("train", "train a model from a TOML configuration (resumable)", "model.train_cli"),
 )
 

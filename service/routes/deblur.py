@@ -23,7 +23,8 @@ router = APIRouter(tags=["deblur"], dependencies=[ApiKeyDep])
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
-def _fingerprint(data: bytes, options: DeblurOptions) -> str:
+def request_fingerprint(data: bytes, options: DeblurOptions) -> str:
+    """What makes two submissions 'the same request' for an Idempotency-Key."""
     digest = hashlib.sha256(data)
     digest.update(options.model_dump_json().encode())
     return digest.hexdigest()
@@ -49,6 +50,8 @@ def _fingerprint(data: bytes, options: DeblurOptions) -> str:
             ErrorCode.UNSUPPORTED_BIT_DEPTH,
             ErrorCode.INVALID_OPTIONS,
             ErrorCode.IDEMPOTENCY_KEY_MISMATCH,
+            ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+            ErrorCode.JOB_EXPIRED,
             ErrorCode.QUEUE_FULL,
             ErrorCode.REDIS_UNAVAILABLE,
         ),
@@ -122,13 +125,19 @@ def _submit(
 
     job_id = uuid.uuid4().hex
     if idempotency_key is not None:
-        claim = IdempotencyRecord(job_id, _fingerprint(data, options))
+        claim = IdempotencyRecord(job_id, request_fingerprint(data, options))
         existing = storage.claim_idempotency_key(idempotency_key, claim, settings.idempotency_ttl_s)
         if existing is not None:
             if existing.fingerprint != claim.fingerprint:
                 raise ApiError(
                     ErrorCode.IDEMPOTENCY_KEY_MISMATCH,
                     "this Idempotency-Key was used for a different request",
+                )
+            if fetch_job(queue, existing.job_id) is None and not storage.is_known(existing.job_id):
+                raise ApiError(
+                    ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+                    "a request with this Idempotency-Key is still being processed",
+                    {"Retry-After": "1"},
                 )
             return _accepted(response, queue, storage, settings, existing.job_id), False
     if queue.count >= settings.max_queue_depth:

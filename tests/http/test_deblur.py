@@ -11,7 +11,9 @@ import redis
 from rq.serializers import JSONSerializer
 from starlette.testclient import TestClient
 
-from service.storage import idempotency_key, input_key
+from service.routes.deblur import request_fingerprint
+from service.schemas import DeblurOptions
+from service.storage import IdempotencyRecord, Storage, idempotency_key, input_key
 from tests import sample_images
 from tests.http.conftest import MakeClient
 
@@ -196,3 +198,18 @@ def test_streamed_body_over_the_limit_is_413(make_client: MakeClient) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_idempotency_key_of_a_request_in_flight_is_409(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    data = sample_images.png_rgb()
+    # what a concurrent first request leaves between claiming the key and enqueueing
+    record = IdempotencyRecord("f" * 32, request_fingerprint(data, DeblurOptions()))
+    assert Storage(redis_client).claim_idempotency_key("k-1", record, 60) is None
+    response = client.post(
+        "/deblur", files={"file": ("a.png", data)}, headers={"Idempotency-Key": "k-1"}
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_in_use"
+    assert response.headers["retry-after"] == "1"

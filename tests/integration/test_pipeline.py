@@ -78,7 +78,10 @@ def test_every_kind_round_trips_and_failures_are_reported(
     with TestClient(create_app(settings_from(worker_env, job_timeout_s=1))) as strict:
         too_slow = submit(strict, sample_images.png_rgb(512, 512))
 
-    log = finish_burst(start_worker("--burst"))
+    log = finish_burst(start_worker("--burst", SWINTORMER_LOG_LEVEL="INFO"))
+    # one model load for every job of the burst: the worker stays warm
+    assert log.count("worker.runtime INFO loaded ") == 1, log
+    assert log.count("Job OK") == len(KINDS), log
 
     for name, _, _, size, mode, image_format in KINDS:
         state = view(gateway, jobs[name])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from model import layers
 from model.checkpoint import map_released_state_dict, network_from_state_dict
 from model.config import SwintormerConfig, preset
 from model.layers import MixedAttention, shift_masks
@@ -163,3 +164,38 @@ def test_encoder_prefixes_split_the_parameters(tiny_config: SwintormerConfig) ->
     encoder = [name for name in names if name.startswith(ENCODER_PREFIXES)]
     assert any(name.startswith("latent.") for name in encoder)
     assert not any(name.startswith(("film", "decoder", "refinement")) for name in encoder)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_chunked_attention_equals_one_pass(heads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    attention = MixedAttention(dim=8, heads=heads, window=4, shift=2, bias=False).eval()
+    tokens = torch.randn(3, 12, 20, 8)  # 3 images of 3 x 5 windows
+    with torch.no_grad():
+        monkeypatch.setattr(layers, "CPU_CHUNK_TOKENS", 10**9)
+        whole = attention(tokens)
+        for chunk_tokens in (16, 48, 112):  # 1, 3 and 7 windows: chunks cut rows and images
+            monkeypatch.setattr(layers, "CPU_CHUNK_TOKENS", chunk_tokens)
+            assert torch.equal(attention(tokens), whole)
+
+
+def test_chunked_feed_forward_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    ffn = layers.GatedFeedForward(8, 2.66, bias=True)
+    tokens = torch.randn(2, 9, 7, 8)
+    whole = ffn(tokens)
+    monkeypatch.setattr(layers, "CPU_CHUNK_TOKENS", 10)
+    torch.testing.assert_close(ffn(tokens), whole, atol=1e-6, rtol=0)
+
+
+def test_masked_windows_of_a_chunk() -> None:
+    # 2 x 3 grid, one image: windows 3, 4 form the last row, 2 the last column, 5 the corner
+    assert layers.masked_windows(0, 6, 2, 3) == [
+        (slice(3, 5, 1), 0),
+        (slice(2, 3, 3), 1),
+        (slice(5, 6, 1), 2),
+    ]
+    # windows 4..8 of a batch: 4 (last row), 5 (corner), then image 2's window 2 at index 4
+    assert layers.masked_windows(4, 5, 2, 3) == [
+        (slice(0, 1, 1), 0),
+        (slice(1, 2, 1), 2),
+        (slice(4, 5, 3), 1),
+    ]
