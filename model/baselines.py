@@ -27,7 +27,7 @@ UNSHARP_SIGMA_PX = 2.0
 UNSHARP_AMOUNT = 1.0
 
 
-def _edge_taper(
+def edge_taper(
     padded: np.ndarray, otf: np.ndarray, margin: int, size: tuple[int, int]
 ) -> np.ndarray:
     """Make the periodic wrap of a padded image look blurred by the PSF (MATLAB's edgetaper).
@@ -76,7 +76,7 @@ def wiener_sweep(
     padded = reflect_pad_planar(blurry, margin)
     shape = padded.shape[1:]
     otf = transfer_function(psf, shape)
-    padded = _edge_taper(padded, otf, margin, blurry.shape[:2])
+    padded = edge_taper(padded, otf, margin, blurry.shape[:2])
     spectrum = np.fft.rfft2(padded) * np.conj(otf)
     power = np.abs(otf) ** 2
     regulariser = np.abs(transfer_function(LAPLACIAN, shape)) ** 2
@@ -109,7 +109,7 @@ def richardson_lucy(
     padded = reflect_pad_planar(blurry, margin)
     shape = padded.shape[1:]
     otf = transfer_function(psf, shape)
-    observed = np.clip(_edge_taper(padded, otf, margin, blurry.shape[:2]), 1e-4, None)
+    observed = np.clip(edge_taper(padded, otf, margin, blurry.shape[:2]), 1e-4, None)
     adjoint = np.conj(otf)
 
     def apply(image: np.ndarray, transfer: np.ndarray) -> np.ndarray:

@@ -57,29 +57,39 @@ def sample_radii(
     return np.asarray((r_min**e + u * (r_max**e - r_min**e)) ** (1.0 / e))
 
 
-def _leaf_colour(
+def _leaf_colours(
     rng: np.random.Generator,
     palette: np.ndarray,
-    y: np.ndarray,
-    x: np.ndarray,
+    label: np.ndarray,
+    count: int,
     texture_probability: float,
+    scale: int,
 ) -> np.ndarray:
-    """Colour of a leaf at sample positions (y, x): flat, or a grating between two colours.
+    """Colour every pixel from the leaf that owns it: flat, or a grating between two colours.
+
+    Args:
+        label: (S, S) index of the leaf owning each pixel (0..count-1), -1 where none.
+        count: number of leaves.
+        scale: drawing resolution factor (gratings are specified at output resolution).
 
     Returns:
-        (N, 3) float32 colours for the N positions.
+        (S, S, 3) float32 colours (0 where no leaf).
     """
-    first = palette[rng.integers(len(palette))]
-    if rng.random() >= texture_probability:
-        return np.broadcast_to(first, (len(y), 3))
-    second = palette[rng.integers(len(palette))]
-    angle = rng.uniform(0, math.pi)
-    period = rng.uniform(3.0, 40.0)
-    phase = rng.uniform(0, 2 * math.pi)
-    wave = 0.5 + 0.5 * np.sin(
-        2 * math.pi * (x * math.cos(angle) + y * math.sin(angle)) / period + phase
-    )
-    return (first + (second - first) * wave[:, None]).astype(np.float32)
+    first = palette[rng.integers(len(palette), size=count)]
+    second = palette[rng.integers(len(palette), size=count)]
+    textured = rng.random(count) < texture_probability
+    angle = rng.uniform(0, math.pi, count)
+    period = rng.uniform(3.0, 40.0, count)
+    phase = rng.uniform(0, 2 * math.pi, count)
+    owned = label >= 0
+    leaf = label[owned]
+    yy, xx = np.nonzero(owned)
+    along = (xx * np.cos(angle[leaf]) + yy * np.sin(angle[leaf])) / scale
+    wave = 0.5 + 0.5 * np.sin(2 * math.pi * along / period[leaf] + phase[leaf])
+    wave = np.where(textured[leaf], wave, 0.0)
+    colour = np.zeros((*label.shape, 3), np.float32)
+    colour[owned] = first[leaf] + (second[leaf] - first[leaf]) * wave[:, None]
+    return colour
 
 
 def _draw_layer(
@@ -90,48 +100,38 @@ def _draw_layer(
     num_leaves: int,
     fill: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw leaves front to back (a pixel keeps the first leaf that covers it).
+    """Draw leaves; a pixel belongs to the frontmost (first drawn) leaf that covers it.
+
+    Leaves are painted back to front (the painter's algorithm), so each one is a single masked
+    assignment of its index; colours are then computed for all pixels at once.
 
     Args:
         size: canvas side at drawing resolution.
-        num_leaves: leaves to draw; `fill` stops early once the canvas is covered.
-        fill: the background layer: pixels no leaf reached show one last, infinite leaf
+        num_leaves: leaves to draw.
+        fill: the background layer: pixels no leaf reached belong to one last, infinite leaf
             (so the layer is opaque everywhere however small the leaves are).
 
     Returns:
         (colour (size, size, 3) float32, covered (size, size) bool).
     """
     scale = settings.supersample
-    colour = np.zeros((size, size, 3), np.float32)
-    covered = np.zeros((size, size), bool)
-    covered_px = 0
     radii = scale * sample_radii(
         rng, num_leaves, settings.alpha, settings.min_radius_px, settings.max_radius_px
     )
     centres = rng.uniform(-0.1 * size, 1.1 * size, (num_leaves, 2))
-    for radius, (cy, cx) in zip(radii, centres, strict=True):
-        if fill and covered_px == size * size:
-            break
+    label = np.full((size, size), num_leaves if fill else -1, np.int64)
+    for index in range(num_leaves - 1, -1, -1):
+        radius, (cy, cx) = radii[index], centres[index]
         y0, y1 = max(0, int(cy - radius)), min(size, int(cy + radius) + 1)
         x0, x1 = max(0, int(cx - radius)), min(size, int(cx + radius) + 1)
         if y0 >= y1 or x0 >= x1:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        disk = (yy + 0.5 - cy) ** 2 + (xx + 0.5 - cx) ** 2 <= radius**2
-        inside = disk & ~covered[y0:y1, x0:x1]
-        if inside.any():
-            colour[y0:y1, x0:x1][inside] = _leaf_colour(
-                rng, palette, yy[inside] / scale, xx[inside] / scale, settings.texture_probability
-            )
-            covered[y0:y1, x0:x1] |= inside
-            covered_px += int(inside.sum())
-    if fill and covered_px < size * size:
-        yy, xx = np.nonzero(~covered)
-        colour[yy, xx] = _leaf_colour(
-            rng, palette, yy / scale, xx / scale, settings.texture_probability
-        )
-        covered[:] = True
-    return colour, covered
+        dy = (np.arange(y0, y1) + 0.5 - cy) ** 2
+        dx = (np.arange(x0, x1) + 0.5 - cx) ** 2
+        label[y0:y1, x0:x1][dy[:, None] + dx[None, :] <= radius**2] = index
+    count = num_leaves + 1 if fill else num_leaves
+    colour = _leaf_colours(rng, palette, label, count, settings.texture_probability, scale)
+    return colour, label >= 0
 
 
 def _box_downsample(image: np.ndarray, factor: int) -> np.ndarray:

@@ -16,26 +16,35 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from model.baselines import unsharp_mask
+from model.checkpoint import CheckpointError
 from model.dpdd import Split
+from model.eval_model import model_rows, restorer_fn
 from model.eval_set import (
     CROP_PX,
     EVAL_NOISE_SIGMAS,
     EVAL_PHOTOS,
     EVAL_RADII_PX,
     EVAL_SEED,
+    EvalCase,
     EvalSetError,
     dpdd_cases,
     load_eval_photos,
     synthetic_cases,
 )
 from model.evaluate import (
+    CaseFn,
     MethodResult,
     baseline_results,
+    evaluate_cases,
     evaluate_stream,
     report_json,
     report_markdown,
 )
+from model.restorer import Restorer, load_restorer
+from model.tiling import TileSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-px", type=int, default=CROP_PX, help="synthetic crop side")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="synthetic noise seed")
     parser.add_argument("--out", type=Path, default=None, help="write eval.md and eval.json here")
+    model = parser.add_argument_group("model rows (with --checkpoint)")
+    model.add_argument("--ablations", action="store_true", help="prior off/on, T, tiling rows")
+    model.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    model.add_argument("--tile-px", type=int, default=TileSettings.tile_px)
+    model.add_argument("--overlap-px", type=int, default=TileSettings.overlap_px)
+    model.add_argument("--batch", type=int, default=TileSettings.batch, help="tiles per call")
+    model.add_argument("--name", default=None, help="row label (default: checkpoint file stem)")
 
 
 def _validate(args: argparse.Namespace) -> str | None:
@@ -68,7 +84,36 @@ def _validate(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _synthetic(args: argparse.Namespace) -> tuple[list[MethodResult], dict[str, Any]]:
+def _model_methods(args: argparse.Namespace, restorer: Restorer | None) -> list[tuple[str, CaseFn]]:
+    """(label, case -> restored) for every model row; the input is dual-pixel for C_in = 6."""
+    if restorer is None:
+        return []
+    tiles = TileSettings(args.tile_px, args.overlap_px, args.batch)
+    name = args.name or args.checkpoint.stem
+    use_dual_pixel = restorer.network.config.in_channels == 6
+    methods: list[tuple[str, CaseFn]] = []
+    for row in model_rows(restorer, name, tiles, args.ablations):
+        fn = restorer_fn(restorer, row, args.device)
+
+        def method(case: EvalCase, fn: Any = fn) -> Any:
+            image = case.dual_pixel if use_dual_pixel else case.blurry
+            if image is None:
+                raise EvalSetError(
+                    f"{case.image_name} has no dual-pixel views for a 6-channel model"
+                )
+            return fn(image)
+
+        methods.append((row.label, method))
+    return methods
+
+
+def _synthetic(
+    args: argparse.Namespace, restorer: Restorer | None
+) -> tuple[list[MethodResult], dict[str, Any]]:
+    if restorer is not None and restorer.network.config.in_channels != 3:
+        raise EvalSetError(
+            "the synthetic set has no dual-pixel views: score 6-channel models on --set dpdd"
+        )
     photos = load_eval_photos(EVAL_PHOTOS[: args.limit], args.crop_px)
     cases = synthetic_cases(photos, EVAL_RADII_PX, EVAL_NOISE_SIGMAS, args.seed)
     metadata = {
@@ -79,16 +124,26 @@ def _synthetic(args: argparse.Namespace) -> tuple[list[MethodResult], dict[str, 
         "noise_sigmas": list(EVAL_NOISE_SIGMAS),
         "seed": args.seed,
     }
-    return baseline_results(cases), metadata
+    results = baseline_results(cases)
+    for label, method in _model_methods(args, restorer):
+        start = time.perf_counter()
+        results.append(evaluate_cases(method, cases, label))
+        results[-1].notes["all"] = f"{time.perf_counter() - start:.1f} s for {len(cases)} images"
+    return results, metadata
 
 
-def _dpdd(args: argparse.Namespace) -> tuple[list[MethodResult], dict[str, Any]]:
+def _dpdd(
+    args: argparse.Namespace, restorer: Restorer | None
+) -> tuple[list[MethodResult], dict[str, Any]]:
     split = Split(args.split)
-    methods = [
-        ("input (blurred)", lambda case: case.blurry[..., :3]),
-        ("unsharp mask", lambda case: unsharp_mask(case.blurry[..., :3])),
+    use_dual_pixel = restorer is not None and restorer.network.config.in_channels == 6
+    methods: list[tuple[str, CaseFn]] = [
+        ("input (blurred)", lambda case: case.blurry),
+        ("unsharp mask", lambda case: unsharp_mask(case.blurry)),
+        *_model_methods(args, restorer),
     ]
-    results = evaluate_stream(methods, dpdd_cases(args.path, split, limit=args.limit))
+    cases = dpdd_cases(args.path, split, use_dual_pixel, limit=args.limit)
+    results = evaluate_stream(methods, cases)
     return results, {"set": "dpdd", "root": str(args.path), "split": split.value}
 
 
@@ -100,10 +155,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start = time.perf_counter()
     try:
-        results, metadata = _synthetic(args) if args.eval_set == "synthetic" else _dpdd(args)
-    except (EvalSetError, FileNotFoundError) as error:
+        restorer = None
+        if args.checkpoint is not None:
+            restorer = load_restorer(args.checkpoint, torch.device(args.device))
+        build = _synthetic if args.eval_set == "synthetic" else _dpdd
+        results, metadata = build(args, restorer)
+    except (EvalSetError, FileNotFoundError, CheckpointError, ValueError) as error:
         print(f"swintormer eval: {error}", file=sys.stderr)
         return 2
+    metadata["checkpoint"] = str(args.checkpoint) if args.checkpoint is not None else None
     metadata["seconds"] = round(time.perf_counter() - start, 1)
     markdown = report_markdown(results, f"{metadata['set']} evaluation")
     print(markdown)

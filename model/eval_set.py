@@ -94,9 +94,10 @@ class EvalCase:
     """One degraded image with its ground truth.
 
     group: the table column it belongs to (e.g. "r=3 σ=0.01", or "dpdd").
-    sharp, blurry: (H, W, 3) float32 in [0, 1] (blurry may be (H, W, 6) for dual-pixel input).
+    sharp, blurry: (H, W, 3) float32 in [0, 1]; blurry is the ordinary (combined) image.
     psf: the true (k, k) blur kernel, or None where unknown (real data).
     radius_px, noise_sigma: the degradation (NaN where unknown).
+    dual_pixel: (H, W, 6) left and right views for 6-channel models, or None.
     """
 
     image_name: str
@@ -106,6 +107,7 @@ class EvalCase:
     psf: np.ndarray | None
     radius_px: float
     noise_sigma: float
+    dual_pixel: np.ndarray | None = None
 
 
 def cell_label(radius_px: float, noise_sigma: float) -> str:
@@ -140,12 +142,11 @@ def dpdd_cases(
 ) -> Iterator[EvalCase]:
     """DPDD pairs as evaluation cases (group "dpdd <split>", no known PSF), read one at a time.
 
-    With `use_dual_pixel` the case's blurry input is the (H, W, 6) left/right stack.
+    With `use_dual_pixel` each case also carries the (H, W, 6) left/right stack.
     """
     dataset = DpddDataset(root, split, use_dual_pixel)
     count = len(dataset) if limit is None else min(limit, len(dataset))
+    group = f"dpdd {split.value}"
     for index in range(count):
-        example = dataset[index]
-        blurry = example.dual_pixel if example.dual_pixel is not None else example.blurry
-        group = f"dpdd {split.value}"
-        yield EvalCase(example.name, group, example.sharp, blurry, None, math.nan, math.nan)
+        ex = dataset[index]
+        yield EvalCase(ex.name, group, ex.sharp, ex.blurry, None, math.nan, math.nan, ex.dual_pixel)

@@ -106,7 +106,7 @@ def evaluate(fn: ImageFn, cases: Sequence[EvalCase], name: str = "model") -> Met
     """Score an image -> image callable on every case.
 
     Args:
-        fn: maps a blurred (H, W, C) float32 image in [0, 1] to a restored (H, W, 3) one.
+        fn: maps a blurred (H, W, 3) float32 image in [0, 1] to a restored (H, W, 3) one.
         cases: the evaluation set (`model.eval_set.synthetic_cases`, or DPDD cases).
         name: the row label.
     """
@@ -152,7 +152,7 @@ def oracle_wiener(
 def baseline_results(cases: Sequence[EvalCase]) -> list[MethodResult]:
     """The input, oracle Wiener, Richardson-Lucy and unsharp-mask rows."""
     known = _with_psf(cases)
-    rows = [evaluate(lambda image: image[..., :3], cases, "input (blurred)")]
+    rows = [evaluate(lambda image: image, cases, "input (blurred)")]
     if known:
         rows.append(oracle_wiener(known))
         rows.append(
@@ -162,7 +162,7 @@ def baseline_results(cases: Sequence[EvalCase]) -> list[MethodResult]:
                 "Richardson-Lucy (true PSF, 30 it.)",
             )
         )
-    rows.append(evaluate(lambda image: unsharp_mask(image[..., :3]), cases, "unsharp mask"))
+    rows.append(evaluate(unsharp_mask, cases, "unsharp mask"))
     return rows
 
 
