@@ -76,6 +76,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "swintormer.lock_cli",
     ),
     Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
+    Subcommand("train", "train a model from a TOML configuration (resumable)", "model.train_cli"),
 )
 
 

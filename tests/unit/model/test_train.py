@@ -1,0 +1,94 @@
+"""`swintormer train` end to end on the tiny preset: both stages, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.restorer import load_restorer
+from model.train import build_restorer, build_stages, ship, train
+from model.train_config import TrainConfig, load_train_config
+from swintormer.cli import main
+
+TINY = Path(__file__).resolve().parents[3] / "configs" / "tiny.toml"
+
+
+def _tiny(out_dir: Path, *overrides: str) -> TrainConfig:
+    return load_train_config(TINY, [f"run.out_dir={out_dir}", *overrides])
+
+
+def _weights(out_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out_dir / "resume.pt", weights_only=True)["model"]
+
+
+def test_stage2_freezes_the_teacher_and_the_network_encoder(tmp_path: Path) -> None:
+    config = _tiny(tmp_path)
+    restorer = build_restorer(config)
+    stage1, stage2 = build_stages(config)
+    trained1 = {id(p) for p in stage1.select_trainable(restorer)}
+    assert all(id(p) in trained1 for p in restorer.prior.encoder_gt.parameters())  # type: ignore[union-attr]
+    assert not any(id(p) in trained1 for p in restorer.prior.denoiser.parameters())  # type: ignore[union-attr]
+    trained2 = {id(p) for p in stage2.select_trainable(restorer)}
+    assert not any(id(p) in trained2 for p in restorer.prior.encoder_gt.parameters())  # type: ignore[union-attr]
+    assert not any(id(p) in trained2 for p in restorer.network.patch_embed.parameters())
+    assert all(id(p) in trained2 for p in restorer.prior.denoiser.parameters())  # type: ignore[union-attr]
+
+
+def test_interrupted_tiny_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    straight = train(_tiny(tmp_path / "straight"))
+    assert straight.finished
+    stopped = train(_tiny(tmp_path / "split"), should_stop=lambda: True)  # stops after step 1
+    assert stopped.step == 1
+    assert not stopped.finished
+    calls = iter(range(100))
+    # the second leg crosses from stage 1 into stage 2
+    train(_tiny(tmp_path / "split"), resume=True, should_stop=lambda: next(calls) >= 3)
+    resumed = train(_tiny(tmp_path / "split"), resume=True)
+    assert resumed.finished
+    assert resumed.step == straight.step == 6
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_cli_trains_and_the_checkpoint_restores(tmp_path: Path) -> None:
+    assert main(["train", "--config", str(TINY), "--set", f"run.out_dir={tmp_path}"]) == 0
+    assert "done: step 6/6" in (tmp_path / "train.log").read_text()
+    restorer = load_restorer(tmp_path / "best.safetensors")
+    assert restorer.prior is not None
+    assert restorer.prior.config.steps == 2
+    provenance = (tmp_path / "best.safetensors").read_bytes()[:4096]
+    assert b"seed" in provenance
+    image = torch.rand(1, 3, 37, 45)
+    with torch.no_grad():
+        assert restorer.restore(image).shape == image.shape
+
+
+def test_cli_rejects_a_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config", str(TINY), "--set", "optim.lr=fast"]) == 2
+    assert "optim.lr must be float" in capsys.readouterr().err
+
+
+def test_prior_off_trains_the_plain_network(tmp_path: Path) -> None:
+    config = _tiny(tmp_path, "model.use_prior=false", "stages.stage2_steps=0")
+    assert train(config).finished
+    assert load_restorer(tmp_path / "best.safetensors").prior is None
+
+
+def test_shipped_half_checkpoint_restores_like_its_source(tmp_path: Path) -> None:
+    train(_tiny(tmp_path))
+    ship(tmp_path / "best.safetensors", tmp_path / "shipped.safetensors")
+    source = load_restorer(tmp_path / "best.safetensors")
+    shipped = load_restorer(tmp_path / "shipped.safetensors")
+    assert (tmp_path / "shipped.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "best.safetensors"
+    ).stat().st_size
+    assert next(shipped.parameters()).dtype == torch.float32
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        difference = (shipped.restore(image) - source.restore(image)).abs().max()
+    assert float(difference) < 1e-2
+    assert b"float16" in (tmp_path / "shipped.safetensors").read_bytes()[:8192]
