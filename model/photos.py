@@ -202,6 +202,8 @@ def fetch_packages(cache: Path, packages: Sequence[str], runner: Runner = run_co
             raise DataPrepareError(
                 f"{tool} not found: the photos come from Debian packages. {NO_APT_HINT}"
             )
+    # absolute: apt-get and dpkg-deb run with their working directory inside the cache
+    cache = Path(cache).resolve()
     debs, unpacked = cache / "debs", cache / "unpacked"
     debs.mkdir(parents=True, exist_ok=True)
     missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]

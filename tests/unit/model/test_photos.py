@@ -136,7 +136,7 @@ def test_prepare_user_photos(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian tools)")
-def test_prepare_from_debian_packages(tmp_path: Path) -> None:
+def test_prepare_from_debian_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = "test-wallpapers"
     tree = tmp_path / "build" / package
     _save(tree / "usr/share/backgrounds/lake_by_Ann.jpg", _textured(3))
@@ -165,7 +165,9 @@ def test_prepare_from_debian_packages(tmp_path: Path) -> None:
     ]
     if shutil.which("apt-get") is None:
         pytest.skip("needs apt-get on PATH (it is never run: the runner builds the package)")
-    prepared = prepare_photos(tmp_path / "cache", runner=runner, patch_px=32, sources=sources)
+    # a relative cache path works (the tools run with their working directory in the cache)
+    monkeypatch.chdir(tmp_path)
+    prepared = prepare_photos(Path("cache"), runner=runner, patch_px=32, sources=sources)
     assert [c[0] for c in calls] == ["apt-get", "dpkg-deb"]
     lake, leaf = prepared.manifest
     assert (lake["licence"], lake["copyright"]) == ("CC-BY-4.0", "Ann Author, 2018")
