@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from model.checkpoint import load_checkpoint
 from model.config import preset
+from model.devices import resolve_device
 from model.fit import FitResult, PairSource, Stage, StageLoss, StageRestore, fit
 from model.prior import LatentPrior, PriorConfig
 from model.restorer import Restorer, load_restorer, save_restorer
@@ -70,16 +71,6 @@ def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
         f" {data.cache_dir} and dead leaves ({data.dead_leaves_fraction:.0%} of pairs)"
     )
     return PatchBatches(patches, description)
-
-
-def resolve_device(name: str) -> torch.device:
-    """`"auto"` -> CUDA when available, else CPU; other names as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainConfigError(f"run.device = {name!r} but no CUDA device is available")
-    return device
 
 
 def build_restorer(config: TrainConfig) -> Restorer:
@@ -251,7 +242,10 @@ def train(
     """
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
-    device = resolve_device(config.run.device)
+    try:
+        device = resolve_device(config.run.device)
+    except ValueError as error:
+        raise TrainConfigError(f"run.device: {error}") from error
     torch.manual_seed(config.run.seed)
     restorer = build_restorer(config).to(device)
     if source is None:

@@ -56,7 +56,11 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     assert settings.redis_url is not None
     configure_pillow(settings.max_pixels)
     runtime = Runtime(settings)
-    runtime.setup()
+    try:
+        runtime.setup()
+    except ValueError as error:  # e.g. SWINTORMER_DEVICE names no usable device
+        log.error("%s", error)
+        return 2
     metrics.MODEL_LOAD.set(runtime.load_s)
     metrics.MODEL_INFO.info({"checkpoint": str(runtime.checkpoint), "device": str(runtime.device)})
     metrics.serve(settings.worker_metrics_port, runtime.device)

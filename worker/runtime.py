@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.devices import resolve_device
 from model.restorer import Restorer, load_restorer
 from model.tiling import TileSettings, restore_tiled
 from service.config import Settings
@@ -69,16 +70,6 @@ class RestoreOutcome:
     tile_count: int
     oom_retries: int
     inference_s: float
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks the first CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available")
-    return device
 
 
 def smaller_tiles(tiles: TileSettings, multiple: int) -> TileSettings | None:
