@@ -3,6 +3,7 @@
 # fp32 and bf16 (one command, a few minutes on one data-centre GPU). Run from the repository
 # root on a machine with CUDA torch installed (make setup TORCH_SPEC=... , see the Makefile):
 #   bench/gpu_bench.sh            # or: bench/gpu_bench.sh --batch 32
+#   bench/gpu_bench.sh --compile --presets base --precisions bf16   # torch.compile, one row set
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"

@@ -1,11 +1,13 @@
 """Tiled-inference throughput and peak device memory, fp32 and bf16; prints a markdown table.
 
-    python -m bench.gpu_speed [--device cuda] [--presets base lite] [--mp 1 4 16]
+    python -m bench.gpu_speed [--device cuda] [--presets base lite] [--mp 1 4 16] [--compile]
 
 For each preset, image size and precision: one warm-up image, then the median of `--repeats`
 timed images (synchronised), megapixels per second and the peak memory the device allocator
 saw (`torch.cuda.max_memory_allocated`; on the CPU the column is empty). Weights are random:
 throughput does not depend on them. Runs on the CPU too (`--device cpu`) as a smoke test.
+`--compile` runs the network through `torch.compile` (the worker's `SWINTORMER_TORCH_COMPILE`);
+compiling happens in the untimed warm-up image of each size.
 """
 
 from __future__ import annotations
@@ -63,17 +65,21 @@ def main() -> int:
     parser.add_argument("--tile-px", type=int, default=256)
     parser.add_argument("--overlap-px", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16, help="tiles per forward")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     args = parser.parse_args()
     device = torch.device(args.device)
     settings = TileSettings(args.tile_px, args.overlap_px, args.batch)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"{name}, torch {torch.__version__}, {settings}\n")
+    compiled = ", torch.compile" if args.compile else ""
+    print(f"{name}, torch {torch.__version__}, {settings}{compiled}\n")
     print("| preset | MP | side | precision | median s | MP/s | peak memory MB |")
     print("|---|---|---|---|---|---|---|")
     for preset_name in args.presets:
         config = preset(preset_name)
         torch.manual_seed(0)
         network = Swintormer(config).eval().to(device)
+        if args.compile:
+            network.compile()
         for megapixels in args.mp:
             side = int(math.sqrt(megapixels * 1e6))
             image = torch.rand(1, config.in_channels, side, side, device=device)

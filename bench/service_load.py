@@ -45,7 +45,7 @@ from model.swintormer import Swintormer
 from service.config import Settings
 from service.redis_server import free_port
 from service.schemas import DeblurOptions
-from worker.runtime import RestoreRequest, Runtime
+from worker.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def direct_runtime(settings: Settings, data: bytes) -> Callable[[], float]:
     runtime.setup()
     runtime.warmup()
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255
-    request = RestoreRequest.from_options(DeblurOptions(), settings)
+    request = runtime.request_for(DeblurOptions())
 
     def timed() -> float:
         start = time.perf_counter()
@@ -223,10 +223,11 @@ def main() -> int:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=120)
 
+    batch = settings.tile_batch or "auto"
     print(
         f"\nservice load: preset {args.preset if not args.checkpoint else checkpoint.name}, "
         f"{args.size}x{args.size} PNG, {args.workers} worker(s) on {args.device}, "
-        f"tiles {settings.tile_px}/{settings.tile_overlap_px} batch {settings.tile_batch}\n"
+        f"tiles {settings.tile_px}/{settings.tile_overlap_px} batch {batch}\n"
     )
     p50, p95, p99 = load["p50"], load["p95"], load["p99"]
     rows = [

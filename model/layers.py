@@ -95,7 +95,6 @@ def relative_position_index(window: int) -> Tensor:
     return rel[0] * (2 * window - 1) + rel[1]
 
 
-@functools.lru_cache(maxsize=64)
 def shift_masks(
     window: int, shift: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -104,23 +103,41 @@ def shift_masks(
     After a cyclic shift by `shift`, only windows in the last row and the last column of the
     grid hold pixels from different image regions; every other window's mask is zero. The mask
     of a last-row window depends only on the token rows, that of a last-column window only on
-    the columns, and the corner window combines both. Built once per key, never per forward.
+    the columns, and the corner window combines both. Built once per key, never per forward;
+    under `torch.compile` they are traced into the graph instead (constants the compiler
+    folds), since Dynamo does not trace through a cache.
 
     Returns:
         (last_row, last_column, corner), each (N, N) with 0 or MASK_VALUE.
     """
+    if torch.compiler.is_compiling():
+        return _build_shift_masks(window, shift, device, dtype)
+    return _cached_shift_masks(window, shift, device, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_shift_masks(
+    window: int, shift: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    # normal tensors even when first built in inference mode, so training can use them too
     with torch.inference_mode(False), torch.no_grad():
-        lower = (torch.arange(window, device=device) >= window - shift).long()  # (w,) region
-        row_region = lower[:, None].expand(window, window).flatten()  # (N,) by token row
-        col_region = lower[None, :].expand(window, window).flatten()  # (N,) by token column
+        return _build_shift_masks(window, shift, device, dtype)
 
-        def mask(region: Tensor) -> Tensor:
-            differs = region[:, None] != region[None, :]
-            return torch.zeros(differs.shape, dtype=dtype, device=device).masked_fill(
-                differs, MASK_VALUE
-            )
 
-        return mask(row_region), mask(col_region), mask(2 * row_region + col_region)
+def _build_shift_masks(
+    window: int, shift: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    lower = (torch.arange(window, device=device) >= window - shift).long()  # (w,) region
+    row_region = lower[:, None].expand(window, window).flatten()  # (N,) by token row
+    col_region = lower[None, :].expand(window, window).flatten()  # (N,) by token column
+
+    def mask(region: Tensor) -> Tensor:
+        differs = region[:, None] != region[None, :]
+        return torch.zeros(differs.shape, dtype=dtype, device=device).masked_fill(
+            differs, MASK_VALUE
+        )
+
+    return mask(row_region), mask(col_region), mask(2 * row_region + col_region)
 
 
 def masked_windows(first: int, count: int, rows: int, cols: int) -> list[tuple[slice, int]]:
@@ -200,7 +217,11 @@ class MixedAttention(nn.Module):
         `load_state_dict`, an optimizer step or a device/dtype move invalidates it.
         """
         params = list(self.cpb_mlp.parameters())
-        if self.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+        if (
+            self.training
+            or torch.compiler.is_compiling()  # traced into the graph, see `shift_masks`
+            or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+        ):
             return self.compute_position_bias()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         if self._bias_cache is None or self._bias_cache[0] != key:

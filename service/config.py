@@ -82,7 +82,31 @@ class Settings(BaseSettings):
     )
     tile_px: int = Field(default=256, gt=0, description="tile edge in pixels")
     tile_overlap_px: int = Field(default=32, ge=0, description="tile overlap in pixels")
-    tile_batch: int = Field(default=4, gt=0, description="tiles per forward pass")
+    tile_batch: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "tiles per forward pass; 0: automatic (CUDA: the largest batch whose peak, measured"
+            " at warm-up, fits vram_budget_fraction; CPU: 4)"
+        ),
+    )
+    max_tile_batch: int = Field(default=32, gt=0, description="largest automatic tile batch")
+    vram_budget_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description=(
+            "share of the GPU's memory the automatic tile batch may fill at its peak;"
+            " with several workers on one GPU give each its share"
+        ),
+    )
+    torch_compile: bool = Field(
+        default=False,
+        description=(
+            "torch.compile the network at start-up (warm-up then takes minutes; each new tile"
+            " shape compiles once)"
+        ),
+    )
     png_compress_level: int = Field(
         default=1, ge=0, le=9, description="zlib level of PNG results (1: ~2x faster than 6)"
     )

@@ -65,6 +65,7 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     metrics.MODEL_INFO.info({"checkpoint": str(runtime.checkpoint), "device": str(runtime.device)})
     metrics.serve(settings.worker_metrics_port, runtime.device)
     metrics.WARMUP.set(runtime.warmup())
+    metrics.TILE_BATCH.set(runtime.tile_batch(settings.tile_px))
 
     connection = redis.Redis.from_url(settings.redis_url)
     bind(WorkerContext(runtime=runtime, settings=settings, storage=Storage(connection)))

@@ -63,7 +63,14 @@ MODEL_LOAD = Gauge(
     registry=REGISTRY,
 )
 WARMUP = Gauge(
-    "swintormer_worker_warmup_seconds", "Time of the warm-up tile at start-up", registry=REGISTRY
+    "swintormer_worker_warmup_seconds",
+    "Time of the warm-up at start-up (a tile; on CUDA with automatic batches, their sizing)",
+    registry=REGISTRY,
+)
+TILE_BATCH = Gauge(
+    "swintormer_worker_tile_batch",
+    "Tiles per forward pass at the configured tile edge (automatic: sized at warm-up)",
+    registry=REGISTRY,
 )
 MODEL_READY = Gauge(
     "swintormer_worker_model_ready",

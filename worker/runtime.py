@@ -2,10 +2,18 @@
 
 Like cog's predictor: the checkpoint is loaded and moved to the device once, one tile is run
 so that lazy initialisation (CUDA context, kernels, allocator) is paid before the first job,
-and each call restores one image with tiled inference. A CUDA out-of-memory error is not
-fatal: `restore_tiled` first splits the failing batch down to single tiles; if one tile
-still does not fit, the call starts over with half the tile edge, until it fits or the tiles
-are as small as `MIN_TILE_PX`.
+and each call restores one image with tiled inference.
+
+Tile batches: a fixed `tile_batch` setting, or (0, the default) sized automatically. On CUDA the
+warm-up measures the peak memory of one and of two tiles, fits `model.tile_memory.TileMemory`
+to them and gives each job the largest batch whose predicted peak fits `vram_budget_fraction`
+of the GPU for the tile edge the job uses; it then runs that batch once, which checks the
+prediction (an OOM there lowers the budget) and, with `torch_compile`, compiles its shapes
+before the first job. On the CPU the automatic batch is `CPU_TILE_BATCH`.
+
+A CUDA out-of-memory error is not fatal: `restore_tiled` first splits the failing batch down
+to single tiles; if one tile still does not fit, the call starts over with half the tile edge,
+until it fits or the tiles are as small as `MIN_TILE_PX`.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from torch import Tensor
 
 from model.devices import resolve_device
 from model.restorer import Restorer, load_restorer
+from model.tile_memory import TileMemory
 from model.tiling import TileSettings, restore_tiled
 from service.config import Settings
 from service.schemas import DeblurOptions
@@ -34,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # Below this edge a tile is mostly overlap; an image that does not fit at this size does not fit.
 MIN_TILE_PX = 64
+# The automatic batch on the CPU: batching barely changes CPU throughput (bench/model_speed.py
+# measures 2.03x over the released path for one tile, 2.09x for four), it only adds memory.
+CPU_TILE_BATCH = 4
 Progress = Callable[[int, int], None]
 
 
@@ -48,19 +60,6 @@ class RestoreRequest:
     tiles: TileSettings
     prior_steps: int | None = None
     seed: int | None = None
-
-    @classmethod
-    def from_options(cls, options: DeblurOptions, settings: Settings) -> RestoreRequest:
-        tiles = TileSettings(
-            tile_px=options.tile_px or settings.tile_px,
-            overlap_px=(
-                options.tile_overlap_px
-                if options.tile_overlap_px is not None
-                else settings.tile_overlap_px
-            ),
-            batch=settings.tile_batch,
-        )
-        return cls(tiles=tiles, prior_steps=options.prior_steps, seed=options.seed)
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,8 @@ class Runtime:
         self.restorer: Restorer | None = None
         self.checkpoint: Path | None = None
         self.load_s = 0.0
+        self.tile_memory: TileMemory | None = None  # measured at warm-up (CUDA, automatic batch)
+        self.vram_budget_bytes = 0.0
 
     @property
     def size_multiple(self) -> int:
@@ -108,18 +109,89 @@ class Runtime:
         if self.settings.cpu_threads:
             torch.set_num_threads(self.settings.cpu_threads)
         self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
+        if self.settings.torch_compile:
+            self.restorer.network.compile()
         self.load_s = time.perf_counter() - start
         log.info("loaded %s on %s in %.2fs", self.checkpoint, self.device, self.load_s)
 
     def warmup(self) -> float:
-        """Run one tile, so the first job does not pay for lazy initialisation."""
+        """Run one tile, so the first job does not pay for lazy initialisation.
+
+        With the automatic tile batch on CUDA, also measure the tile memory and run one batch of
+        the size the default tiles will use (see the module docstring).
+        """
         start = time.perf_counter()
         edge = max(self.size_multiple, min(self.settings.tile_px, 2 * MIN_TILE_PX))
         edge = edge // self.size_multiple * self.size_multiple
         rgb = np.zeros((edge, edge, 3), np.float32)
         tiles = TileSettings(tile_px=edge, overlap_px=0, batch=1)
         self(rgb, RestoreRequest(tiles=tiles, prior_steps=None, seed=0))
+        if self.device.type == "cuda" and self.settings.tile_batch == 0:
+            self._size_tile_batches()
         return time.perf_counter() - start
+
+    def tile_batch(self, tile_px: int) -> int:
+        """Tiles per forward pass for tiles of `tile_px`: the setting, or the automatic size."""
+        if self.settings.tile_batch:
+            return self.settings.tile_batch
+        if self.tile_memory is None:
+            return min(CPU_TILE_BATCH, self.settings.max_tile_batch)
+        return self.tile_memory.batch_for(
+            tile_px, self.vram_budget_bytes, self.settings.max_tile_batch
+        )
+
+    def request_for(self, options: DeblurOptions) -> RestoreRequest:
+        """A job's restore request: its options over the worker's settings."""
+        settings = self.settings
+        tile_px = options.tile_px or settings.tile_px
+        overlap_px = (
+            options.tile_overlap_px
+            if options.tile_overlap_px is not None
+            else settings.tile_overlap_px
+        )
+        tiles = TileSettings(tile_px=tile_px, overlap_px=overlap_px, batch=self.tile_batch(tile_px))
+        return RestoreRequest(tiles=tiles, prior_steps=options.prior_steps, seed=options.seed)
+
+    def _size_tile_batches(self) -> None:
+        """Fit the tile-memory line on this GPU and check it with one batch of default tiles."""
+        multiple = self.size_multiple
+        edge = max(multiple, self.settings.tile_px // multiple * multiple)
+        one, two = (self._peak_bytes(batch, edge) for batch in (1, 2))
+        self.tile_memory = TileMemory.from_peaks(edge, one, two)
+        total = torch.cuda.get_device_properties(self.device).total_memory
+        self.vram_budget_bytes = self.settings.vram_budget_fraction * total
+        while True:
+            batch = self.tile_batch(edge)
+            try:
+                peak = self._peak_bytes(batch, edge)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if batch == 1:
+                    log.warning("one %dpx tile does not fit; jobs will retry smaller tiles", edge)
+                    return
+                self.vram_budget_bytes = self.tile_memory.peak_bytes(batch // 2, edge)
+                continue
+            log.info(
+                "tile batch %d for %dpx tiles: peak %.2f GiB (predicted %.2f) of a %.2f GiB budget",
+                batch,
+                edge,
+                peak / 2**30,
+                self.tile_memory.peak_bytes(batch, edge) / 2**30,
+                self.vram_budget_bytes / 2**30,
+            )
+            return
+
+    def _peak_bytes(self, batch: int, edge: int) -> int:
+        """Peak CUDA memory allocated while restoring `batch` blank tiles of `edge` pixels."""
+        assert self.restorer is not None, "setup() first"
+        channels = self.restorer.network.config.in_channels
+        tiles = torch.zeros(batch, channels, edge, edge, device=self.device)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        with torch.inference_mode():
+            self.restore_batch(tiles, RestoreRequest(tiles=TileSettings(edge, 0, batch), seed=0))
+        torch.cuda.synchronize(self.device)
+        return int(torch.cuda.max_memory_allocated(self.device))
 
     def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior.

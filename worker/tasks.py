@@ -27,7 +27,7 @@ from service.storage import Storage
 from service.uploads import UploadError, open_upload
 from worker import metrics
 from worker.images import decode, encode
-from worker.runtime import OutOfMemoryAtMinimumError, RestoreRequest, Runtime
+from worker.runtime import OutOfMemoryAtMinimumError, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
     except UploadError as error:
         raise JobFailedError(error.code.value, error.message) from error
 
-    request = RestoreRequest.from_options(payload.options, settings)
+    request = context.runtime.request_for(payload.options)
     try:
         outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
     except OutOfMemoryAtMinimumError as error:

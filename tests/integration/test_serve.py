@@ -114,6 +114,7 @@ def test_serve_submit_metrics_and_clean_stop(worker_env: dict[str, str], tmp_pat
         assert worker_metrics[("swintormer_worker_inference_duration_seconds_count", ())] == 1
         assert worker_metrics[("swintormer_worker_queue_wait_seconds_count", ())] == 1
         assert worker_metrics[("swintormer_worker_model_ready", ())] == 1
+        assert worker_metrics[("swintormer_worker_tile_batch", ())] == 1  # the fixed setting
         assert worker_metrics[("swintormer_worker_model_load_seconds", ())] > 0
         assert ("swintormer_worker_vram_allocated_bytes", ()) in worker_metrics
 

@@ -183,7 +183,8 @@ def test_chunked_attention_equals_one_pass(heads: int, monkeypatch: pytest.Monke
         whole = attention(tokens)
         for chunk_tokens in (16, 48, 112):  # 1, 3 and 7 windows: chunks cut rows and images
             monkeypatch.setattr(layers, "CPU_CHUNK_TOKENS", chunk_tokens)
-            assert torch.equal(attention(tokens), whole)
+            # the same sums, but the matmul kernels may block a different batch differently
+            torch.testing.assert_close(attention(tokens), whole, atol=1e-6, rtol=0)
 
 
 def test_chunked_feed_forward_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Runtime: tiled restoration and the OOM fallback to smaller tiles.
+"""Runtime: tiled restoration, tile batch sizing, compile and the OOM fallback to smaller tiles.
 
 The OOM test uses a runtime whose batch function raises `torch.cuda.OutOfMemoryError`
 when a batch is too large: the one place a fake is justified, since CPU tests cannot run
@@ -7,14 +7,22 @@ out of GPU memory. Everything around it (tiling, stitching, retries) is the real
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
+from model.config import preset
+from model.restorer import Restorer, save_restorer
+from model.swintormer import Swintormer
+from model.tile_memory import TileMemory
 from model.tiling import TileSettings
 from service.config import Settings
+from service.schemas import DeblurOptions
 from worker.runtime import (
+    CPU_TILE_BATCH,
     MIN_TILE_PX,
     OutOfMemoryAtMinimumError,
     RestoreRequest,
@@ -72,3 +80,78 @@ def test_smaller_tiles_halves_the_edge_in_multiples() -> None:
         tile_px=96, overlap_px=8, batch=3
     )
     assert smaller_tiles(TileSettings(tile_px=64, overlap_px=8, batch=1), 8) is None
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    torch.manual_seed(0)
+    save_restorer(path, Restorer(Swintormer(preset("tiny")), None))
+    return path
+
+
+def test_a_fixed_tile_batch_setting_wins() -> None:
+    runtime = Runtime(Settings(tile_batch=7))
+    runtime.tile_memory = TileMemory(fixed_bytes=0, bytes_per_pixel=1.0)
+    runtime.vram_budget_bytes = 1.0
+    assert runtime.tile_batch(256) == 7
+
+
+def test_the_automatic_batch_on_the_cpu_is_fixed(tmp_path: Path) -> None:
+    runtime = Runtime(
+        Settings(checkpoint=_tiny_checkpoint(tmp_path / "t.safetensors"), device="cpu")
+    )
+    runtime.setup()
+    runtime.warmup()
+    assert runtime.tile_memory is None
+    assert runtime.tile_batch(256) == CPU_TILE_BATCH
+    assert Runtime(Settings(max_tile_batch=2)).tile_batch(256) == 2
+
+
+def test_the_automatic_batch_follows_the_measured_line_and_the_tile_edge() -> None:
+    runtime = Runtime(Settings(max_tile_batch=64))
+    runtime.tile_memory = TileMemory.from_peaks(256, 500 * 2**20, 800 * 2**20)
+    runtime.vram_budget_bytes = 1400 * 2**20
+    assert runtime.tile_batch(256) == 4
+    assert runtime.tile_batch(128) == 16
+    request = runtime.request_for(DeblurOptions(tile_px=128, tile_overlap_px=8, seed=3))
+    assert request == RestoreRequest(
+        tiles=TileSettings(tile_px=128, overlap_px=8, batch=16), prior_steps=None, seed=3
+    )
+    default = runtime.request_for(DeblurOptions())
+    assert default.tiles == TileSettings(tile_px=256, overlap_px=32, batch=4)
+
+
+# torch's own compile stack still calls its deprecated torch.jit.script_method (torch 2.13)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # a cold inductor cache compiles C++ kernels: ~1-2 min on 2 cores
+def test_torch_compile_keeps_the_output(tmp_path: Path) -> None:
+    checkpoint = _tiny_checkpoint(tmp_path / "t.safetensors")
+    rgb = np.random.default_rng(0).random((40, 56, 3), dtype=np.float32)
+    request = RestoreRequest(tiles=TileSettings(tile_px=32, overlap_px=8, batch=2), seed=0)
+    outputs = []
+    for compiled in (False, True):
+        runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu", torch_compile=compiled))
+        runtime.setup()
+        outputs.append(runtime(rgb, request).rgb)
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_warmup_sizes_tile_batches_from_measured_cuda_memory(tmp_path: Path) -> None:
+    settings = Settings(
+        checkpoint=_tiny_checkpoint(tmp_path / "t.safetensors"),
+        device="cuda",
+        tile_px=128,
+        vram_budget_fraction=0.05,
+        max_tile_batch=64,
+    )
+    runtime = Runtime(settings)
+    runtime.setup()
+    runtime.warmup()
+    assert runtime.tile_memory is not None
+    batch = runtime.tile_batch(128)
+    assert 1 <= batch <= 64
+    measured = runtime._peak_bytes(4, 128)
+    predicted = runtime.tile_memory.peak_bytes(4, 128)
+    assert abs(measured - predicted) < 0.25 * measured
