@@ -87,6 +87,50 @@ def build_restorer(config: TrainConfig) -> Restorer:
     return Restorer(Swintormer(network_config), LatentPrior(prior_config))
 
 
+def initial_restorer(config: TrainConfig) -> Restorer:
+    """The model a run starts from: fresh (seeded by the caller) or `model.init_from`'s weights.
+
+    Fine-tuning from a checkpoint keeps its architecture exactly: the checkpoint's network and
+    prior configs must equal the ones `config` builds, otherwise the run would silently train a
+    different model than its config says.
+
+    Raises:
+        TrainConfigError: the checkpoint cannot be read or does not match `config`.
+    """
+    restorer = build_restorer(config)
+    source = config.model.init_from
+    if not source:
+        return restorer
+    try:
+        start = load_restorer(source)
+    except (OSError, ValueError) as error:
+        raise TrainConfigError(f"model.init_from: {error}") from error
+    problems = _differences("network", start.network.config, restorer.network.config)
+    start_prior = None if start.prior is None else start.prior.config
+    wanted_prior = None if restorer.prior is None else restorer.prior.config
+    problems += _differences("prior", start_prior, wanted_prior)
+    if problems:
+        raise TrainConfigError(
+            f"model.init_from: {source} does not match this run's model (checkpoint vs config): "
+            + "; ".join(problems)
+        )
+    restorer.load_state_dict(start.state_dict())
+    return restorer
+
+
+def _differences(name: str, saved: Any, wanted: Any) -> list[str]:
+    """'name.field: saved vs wanted' for each field two config dataclasses (or None) differ in."""
+    if saved is None or wanted is None:
+        if saved is wanted:
+            return []
+        return [
+            f"{name}: {'none' if saved is None else 'present'} vs"
+            f" {'none' if wanted is None else 'present'}"
+        ]
+    a, b = dataclasses.asdict(saved), dataclasses.asdict(wanted)
+    return [f"{name}.{key}: {a[key]} vs {b[key]}" for key in a if a[key] != b[key]]
+
+
 def _parts(model: nn.Module) -> tuple[Swintormer, LatentPrior]:
     restorer = cast(Restorer, model)
     if restorer.prior is None:
@@ -247,7 +291,7 @@ def train(
     except ValueError as error:
         raise TrainConfigError(f"run.device: {error}") from error
     torch.manual_seed(config.run.seed)
-    restorer = build_restorer(config).to(device)
+    restorer = initial_restorer(config).to(device)
     if source is None:
         source = build_pair_source(config.data, seed=config.run.seed)
     n_params = sum(p.numel() for p in restorer.parameters())
@@ -260,6 +304,8 @@ def train(
         "torch": torch.__version__,
         "data": getattr(source, "description", type(source).__name__),
     }
+    if config.model.init_from:
+        provenance["init_from"] = _init_description(config.model.init_from)
     return fit(
         restorer,
         build_stages(config),
@@ -271,6 +317,12 @@ def train(
         log=log,
         provenance=provenance,
     )
+
+
+def _init_description(path: str) -> dict[str, Any]:
+    """What a fine-tuning run started from: the file's name and the provenance it carried."""
+    provenance = load_checkpoint(path).metadata.get("provenance", {})
+    return {"file": Path(path).name, "provenance": provenance}
 
 
 def ship(source: str | Path, destination: str | Path) -> None:

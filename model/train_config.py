@@ -47,6 +47,7 @@ class ModelSection:
     use_prior: bool = True  # train the latent-diffusion prior (stages 1 and 2); False: plain L1
     prior_steps: int = 4  # T, the prior's diffusion steps (stored in the checkpoint)
     prior_channels: int = 64  # Cz, channels of the prior latent z
+    init_from: str = ""  # checkpoint whose weights start the run (fine-tuning); "": fresh weights
 
 
 @dataclass(frozen=True)

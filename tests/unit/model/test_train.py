@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from model.checkpoint import load_checkpoint
 from model.restorer import load_restorer
-from model.train import build_restorer, build_stages, ship, train
-from model.train_config import TrainConfig, load_train_config
+from model.train import build_restorer, build_stages, initial_restorer, ship, train
+from model.train_config import TrainConfig, TrainConfigError, load_train_config
 from swintormer.cli import main
 
 TINY = Path(__file__).resolve().parents[3] / "configs" / "tiny.toml"
@@ -92,3 +93,37 @@ def test_shipped_half_checkpoint_restores_like_its_source(tmp_path: Path) -> Non
         difference = (shipped.restore(image) - source.restore(image)).abs().max()
     assert float(difference) < 1e-2
     assert b"float16" in (tmp_path / "shipped.safetensors").read_bytes()[:8192]
+
+
+def test_init_from_starts_the_run_from_a_checkpoints_weights(tmp_path: Path) -> None:
+    train(_tiny(tmp_path / "first"))
+    start = tmp_path / "first" / "best.safetensors"
+    config = _tiny(tmp_path / "second", f"model.init_from={start}")
+    expected = load_restorer(start).state_dict()
+    initial = initial_restorer(config).state_dict()
+    assert initial.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(initial[key], value), key
+    fresh = build_restorer(config).state_dict()
+    assert any(not torch.equal(fresh[key], value) for key, value in expected.items())
+    assert train(config).finished
+    provenance = load_checkpoint(tmp_path / "second" / "best.safetensors").metadata["provenance"]
+    assert provenance["init_from"]["file"] == "best.safetensors"
+    assert "seed" in str(provenance["init_from"]["provenance"])
+
+
+def test_init_from_refuses_a_checkpoint_of_another_model(tmp_path: Path) -> None:
+    train(_tiny(tmp_path / "first"))
+    start = tmp_path / "first" / "best.safetensors"
+    plain = _tiny(
+        tmp_path / "plain",
+        f"model.init_from={start}",
+        "model.use_prior=false",
+        "stages.stage2_steps=0",
+    )
+    with pytest.raises(
+        TrainConfigError, match=r"network\.cond_channels: 8 vs 0; prior: present vs none$"
+    ):
+        initial_restorer(plain)
+    with pytest.raises(TrainConfigError, match=r"model\.init_from"):
+        initial_restorer(_tiny(tmp_path, f"model.init_from={tmp_path / 'missing.safetensors'}"))
