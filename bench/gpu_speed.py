@@ -13,30 +13,18 @@ compiling happens in the untimed warm-up image of each size.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
 from model.config import PRESETS, preset
+from model.devices import PRECISIONS, autocast
 from model.swintormer import Swintormer
 from model.tiling import TileSettings, restore_tiled
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-
-
-@contextlib.contextmanager
-def _precision(device: torch.device, name: str) -> Iterator[None]:
-    dtype = PRECISIONS[name]
-    if dtype is None:
-        yield
-    else:
-        with torch.autocast(device.type, dtype=dtype):
-            yield
 
 
 def _float_output(network: Swintormer) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -87,7 +75,7 @@ def main() -> int:
                 times = []
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                with torch.inference_mode(), _precision(device, precision):
+                with torch.inference_mode(), autocast(device, precision):
                     for _ in range(args.repeats + 1):  # the first run is the warm-up
                         _sync(device)
                         start = time.perf_counter()

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
+
+Config = TypeVar("Config")
 
 LEVELS = 4  # encoder levels 1-3 plus the latent level; fixed by the released design
 
@@ -105,11 +107,20 @@ class SwintormerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SwintormerConfig:
         """Inverse of `to_dict`; rejects unknown keys by name."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown SwintormerConfig keys: {', '.join(unknown)}")
-        return cls(**data)
+        return from_known_fields(cls, data)
+
+
+def from_known_fields(cls: type[Config], data: dict[str, Any]) -> Config:
+    """`cls(**data)` for a config dataclass read from a file, unknown keys named in the error.
+
+    A key the class does not know is a checkpoint from a newer version or a typo, never
+    something to drop silently.
+    """
+    known = {field.name for field in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return cls(**data)
 
 
 _PRESETS: dict[str, SwintormerConfig] = {

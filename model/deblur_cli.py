@@ -9,9 +9,8 @@ needs the other view: `--left-view`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,11 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from model.checkpoint import CheckpointError
+from model.devices import PRECISIONS, autocast
 from model.restorer import load_restorer
 from model.tiling import Blend, TileSettings, restore_tiled
 from model.weights import default_checkpoint
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BAR_WIDTH = 30
 
 
@@ -96,16 +95,6 @@ def _progress_bar(done: int, total: int) -> None:
     print(f"\r[{bar}] {done}/{total} tiles", end=end, file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
-def _autocast(device: torch.device, precision: str) -> Iterator[None]:
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        yield
-    else:
-        with torch.autocast(device.type, dtype=dtype):
-            yield
-
-
 def run(args: argparse.Namespace) -> int:
     """Restore `args.image` into `args.output`; 1 on a bad checkpoint or input."""
     checkpoint = args.checkpoint or default_checkpoint()
@@ -134,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     def restore_float(tiles: Tensor) -> Tensor:
         return restore(tiles).float()
 
-    with torch.inference_mode(), _autocast(device, args.precision):
+    with torch.inference_mode(), autocast(device, args.precision):
         restored = restore_tiled(restore_float, blurry, settings, progress=_progress_bar)
     write_image(args.output, restored[0].permute(1, 2, 0).cpu().numpy(), alpha, icc)
     print(f"wrote {args.output} ({rgb.shape[1]}x{rgb.shape[0]})")

@@ -1,8 +1,18 @@
-"""Turning a device name from a setting or a flag into a `torch.device`, checked."""
+"""Devices and precisions: a device name from a setting or a flag as a checked `torch.device`,
+and the autocast context of a precision name."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+# precision name -> autocast dtype (None: plain float32)
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -20,3 +30,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available")
     return device
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+    """Mixed precision on `device`: nothing for "fp32", `torch.autocast` for "bf16"/"fp16".
+
+    Callers that keep the CPU in float32 whatever the setting (the worker, training) pass
+    "fp32" for it; this function applies what it is given.
+
+    Raises:
+        ValueError: an unknown precision name.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

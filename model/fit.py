@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from model.devices import autocast
 from model.train_config import OBSERVATION_KEYS, TrainConfig, TrainConfigError
 
 RESUME_FORMAT = 1
@@ -154,11 +155,9 @@ def _to_tensor(images: np.ndarray, device: torch.device) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
 
 
-def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
-    if device.type != "cuda" or amp == "off":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[object]:
+    """`run.amp` on CUDA; training on the CPU is always float32."""
+    return autocast(device, amp if device.type == "cuda" and amp != "off" else "fp32")
 
 
 def _config_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]:

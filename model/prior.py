@@ -17,12 +17,13 @@ z_gt = z_0 from the teacher, c = `cond`, t = step index in 1..T, hat z_0 = `z0_h
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from model.config import from_known_fields
 from model.diffusion import Denoise, GaussianDiffusion, Generators, gaussian_like
 
 # The encoders reach the latent grid by PixelUnshuffle(4) and two stride-2 convs.
@@ -67,11 +68,7 @@ class PriorConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PriorConfig:
         """Inverse of `to_dict`; unknown keys are an error (a newer checkpoint, a typo)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown PriorConfig keys: {unknown}")
-        return cls(**d)
+        return from_known_fields(cls, d)
 
 
 class ResBlock(nn.Module):

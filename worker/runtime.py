@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.devices import resolve_device
+from model.devices import autocast, resolve_device
 from model.restorer import Restorer, load_restorer
 from model.tile_memory import TileMemory
 from model.tiling import TileSettings, restore_tiled
@@ -205,10 +205,10 @@ class Runtime:
         return restored.float()
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.device.type != "cuda" or self.settings.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.settings.precision == "bf16" else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)
+        """The precision setting on CUDA; the CPU always runs float32."""
+        return autocast(
+            self.device, self.settings.precision if self.device.type == "cuda" else "fp32"
+        )
 
     def _tilings(self, first: TileSettings) -> Iterator[TileSettings]:
         multiple = self.size_multiple
