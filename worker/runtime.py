@@ -134,8 +134,9 @@ class Runtime:
         """Tiles per forward pass for tiles of `tile_px`: the setting, or the automatic size."""
         if self.settings.tile_batch:
             return self.settings.tile_batch
-        if self.tile_memory is None:
-            return min(CPU_TILE_BATCH, self.settings.max_tile_batch)
+        if self.tile_memory is None:  # the CPU, or a GPU where even the measurement ran out
+            cpu = self.device.type == "cpu"
+            return min(CPU_TILE_BATCH if cpu else 1, self.settings.max_tile_batch)
         return self.tile_memory.batch_for(
             tile_px, self.vram_budget_bytes, self.settings.max_tile_batch
         )
@@ -156,10 +157,14 @@ class Runtime:
         """Fit the tile-memory line on this GPU and check it with one batch of default tiles."""
         multiple = self.size_multiple
         edge = max(multiple, self.settings.tile_px // multiple * multiple)
-        one, two = (self._peak_bytes(batch, edge) for batch in (1, 2))
+        try:
+            one, two = (self._peak_bytes(batch, edge) for batch in (1, 2))
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            log.warning("two %dpx tiles do not fit: batches of one, smaller tiles on OOM", edge)
+            return
         self.tile_memory = TileMemory.from_peaks(edge, one, two)
-        total = torch.cuda.get_device_properties(self.device).total_memory
-        self.vram_budget_bytes = self.settings.vram_budget_fraction * total
+        self.vram_budget_bytes = self.settings.vram_budget_fraction * self._device_memory_bytes()
         while True:
             batch = self.tile_batch(edge)
             try:
@@ -180,6 +185,9 @@ class Runtime:
                 self.vram_budget_bytes / 2**30,
             )
             return
+
+    def _device_memory_bytes(self) -> int:
+        return int(torch.cuda.get_device_properties(self.device).total_memory)
 
     def _peak_bytes(self, batch: int, edge: int) -> int:
         """Peak CUDA memory allocated while restoring `batch` blank tiles of `edge` pixels."""

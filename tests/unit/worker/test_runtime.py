@@ -88,6 +88,55 @@ def _tiny_checkpoint(path: Path) -> Path:
     return path
 
 
+MIB = 2**20
+
+
+class MeasuredRuntime(Runtime):
+    """A 'GPU' of `total` bytes whose peak per forward is `fixed + pixels * per_pixel`, except
+    that batches above `real_limit` tiles run out of memory (what the line cannot foresee)."""
+
+    def __init__(self, settings: Settings, total: int, real_limit: int) -> None:
+        super().__init__(settings)
+        self.total, self.real_limit = total, real_limit
+        self.measured: list[int] = []
+
+    @property
+    def size_multiple(self) -> int:
+        return 8
+
+    def _device_memory_bytes(self) -> int:
+        return self.total
+
+    def _peak_bytes(self, batch: int, edge: int) -> int:
+        self.measured.append(batch)
+        if batch > self.real_limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return 100 * MIB + batch * edge * edge * 1000
+
+
+def test_sizing_fits_the_line_and_lowers_the_budget_when_the_check_runs_out() -> None:
+    settings = Settings(tile_px=256, vram_budget_fraction=0.5, max_tile_batch=64)
+    # line: 100 MiB + 62.5 MiB a tile; budget 0.5 x 2 GiB = 1024 MiB -> 14 tiles predicted
+    runtime = MeasuredRuntime(settings, total=2 * 2**30, real_limit=64)
+    runtime._size_tile_batches()
+    assert runtime.tile_memory == TileMemory(100 * MIB, 1000.0)
+    assert runtime.measured == [1, 2, 14]
+    assert runtime.tile_batch(256) == 14
+    # the same line, but batches above 5 run out in the check: halve until one fits
+    runtime = MeasuredRuntime(settings, total=2 * 2**30, real_limit=5)
+    runtime._size_tile_batches()
+    assert runtime.measured == [1, 2, 14, 7, 3]
+    assert runtime.tile_batch(256) == 3
+
+
+def test_sizing_that_cannot_measure_two_tiles_runs_batches_of_one() -> None:
+    runtime = MeasuredRuntime(Settings(tile_px=256), total=2**30, real_limit=1)
+    runtime.device = torch.device("cuda")  # only read by tile_batch's fallback, nothing runs
+    runtime._size_tile_batches()
+    assert runtime.tile_memory is None
+    assert runtime.tile_batch(256) == 1
+
+
 def test_a_fixed_tile_batch_setting_wins() -> None:
     runtime = Runtime(Settings(tile_batch=7))
     runtime.tile_memory = TileMemory(fixed_bytes=0, bytes_per_pixel=1.0)
