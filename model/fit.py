@@ -333,6 +333,7 @@ def fit(
     should_stop: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] = lambda line: None,
     provenance: dict[str, Any] | None = None,
+    validation: PairSource | None = None,
 ) -> FitResult:
     """Train `model` through `stages`, writing checkpoints to `config.run.out_dir`.
 
@@ -344,13 +345,14 @@ def fit(
     Args:
         model: the module to train, already on its device.
         stages: the stages, run in order.
-        source: draws the (blurry, sharp) training and validation pairs.
+        source: draws the (blurry, sharp) training pairs.
         config: the run's configuration.
         export: writes a shippable checkpoint of a module.
         resume: continue from `out_dir/resume.pt` (an error when it does not exist).
         should_stop: polled after each step; True checkpoints and returns (e.g. on SIGTERM).
         log: receives progress and validation lines.
         provenance: extra facts stored in exported checkpoints (hardware, data, command).
+        validation: draws the validation pairs (with `data.val_seed`); None: `source`.
 
     Returns:
         What the call did; `finished` is False when it stopped early.
@@ -367,7 +369,7 @@ def fit(
     else:
         torch.manual_seed(config.run.seed)
 
-    val_blurry_np, val_sharp_np = source.sample(
+    val_blurry_np, val_sharp_np = (validation or source).sample(
         np.random.default_rng(config.data.val_seed), config.data.val_pairs, config.data.patch_px
     )
     val_blurry = _to_tensor(val_blurry_np, run.device)

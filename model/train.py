@@ -292,8 +292,12 @@ def train(
         raise TrainConfigError(f"run.device: {error}") from error
     torch.manual_seed(config.run.seed)
     restorer = initial_restorer(config).to(device)
+    validation = None
     if source is None:
         source = build_pair_source(config.data, seed=config.run.seed)
+        # the same validation pairs for every run of this data, whatever its seed, so that
+        # validation numbers compare across runs
+        validation = build_pair_source(config.data, seed=config.data.val_seed)
     n_params = sum(p.numel() for p in restorer.parameters())
     log(
         f"model {config.model.preset} (prior {'on' if config.model.use_prior else 'off'}),"
@@ -316,6 +320,7 @@ def train(
         should_stop=should_stop,
         log=log,
         provenance=provenance,
+        validation=validation,
     )
 
 

@@ -127,3 +127,22 @@ def test_init_from_refuses_a_checkpoint_of_another_model(tmp_path: Path) -> None
         initial_restorer(plain)
     with pytest.raises(TrainConfigError, match=r"model\.init_from"):
         initial_restorer(_tiny(tmp_path, f"model.init_from={tmp_path / 'missing.safetensors'}"))
+
+
+def test_validation_pairs_do_not_depend_on_the_run_seed(tmp_path: Path) -> None:
+    inputs: list[list[str]] = []
+    for seed in (0, 1):
+        logged: list[str] = []
+        config = _tiny(
+            tmp_path / f"seed{seed}",
+            f"run.seed={seed}",
+            "stages.stage1_steps=2",
+            "stages.stage2_steps=0",
+            "model.use_prior=false",
+        )
+        train(config, log=logged.append)
+        inputs.append(
+            [line.split("(input ")[1].split(" dB")[0] for line in logged if "[val]" in line]
+        )
+    assert inputs[0]
+    assert inputs[0] == inputs[1]
