@@ -263,6 +263,9 @@ def save_checkpoint(
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     save_file(tensors, str(partial), metadata=metadata)
+    # safetensors creates the file owner-only (0600); weights are shared data (a worker container
+    # reading a mounted checkpoint runs as another user), so give them the usual rw-r--r--
+    partial.chmod(0o644)
     os.replace(partial, path)
 
 
