@@ -76,7 +76,8 @@ def test_every_kind_round_trips_and_failures_are_reported(
     assert gateway.delete(f"/jobs/{canceled}").status_code == 200
     # a gateway with a 1 s job timeout enqueues a job too slow for it
     with TestClient(create_app(settings_from(worker_env, job_timeout_s=1))) as strict:
-        too_slow = submit(strict, sample_images.png_rgb(512, 512))
+        # 2048 px: ~1400 tiles of 64 px, ~15 s on an idle core (512 px took 0.9 s: too close)
+        too_slow = submit(strict, sample_images.png_rgb(2048, 2048))
 
     log = finish_burst(start_worker("--burst", SWINTORMER_LOG_LEVEL="INFO"))
     # one model load for every job of the burst: the worker stays warm
@@ -121,7 +122,8 @@ def test_killed_worker_job_is_retried_and_completes_elsewhere(
 ) -> None:
     # a short job timeout: an abandoned job is noticed job_timeout_s + abandoned_grace_s later
     gateway = TestClient(create_app(settings_from(worker_env, job_timeout_s=6)))
-    job_id = submit(gateway, sample_images.png_rgb(256, 256))
+    # 512 px: ~100 tiles, ~0.9 s on an idle core, so the kill lands mid-job (256 px: ~0.25 s)
+    job_id = submit(gateway, sample_images.png_rgb(512, 512))
     first = start_worker()
     wait_for(lambda: progress_done(gateway, job_id) > 0, 60, "the first worker to start tiles")
     first.send_signal(signal.SIGKILL)
@@ -131,7 +133,7 @@ def test_killed_worker_job_is_retried_and_completes_elsewhere(
     wait_for(lambda: view(gateway, job_id)["status"] == "queued", 40, "the job to be requeued", 0.5)
     finish_burst(start_worker("--burst"))
     assert view(gateway, job_id)["status"] == "succeeded"
-    assert result_image(gateway, job_id).size == (256, 256)
+    assert result_image(gateway, job_id).size == (512, 512)
 
 
 def test_readiness_cancel_of_a_running_job_and_warm_shutdown(
@@ -140,7 +142,9 @@ def test_readiness_cancel_of_a_running_job_and_warm_shutdown(
     assert gateway.get("/readyz").status_code == 503
     worker = start_worker()
     wait_for(lambda: gateway.get("/readyz").status_code == 200, 60, "/readyz", 0.2)
-    to_cancel = submit(gateway, sample_images.png_rgb(256, 256))
+    # ~360 tiles, ~3.5 s on an idle core: still running when the cancel arrives (256 px was
+    # sometimes done first)
+    to_cancel = submit(gateway, sample_images.png_rgb(1024, 1024))
     wait_for(lambda: progress_done(gateway, to_cancel) > 0, 60, "the job to start")
     response = gateway.delete(f"/jobs/{to_cancel}")
     assert response.status_code == 202
