@@ -291,7 +291,9 @@ def train(
     except ValueError as error:
         raise TrainConfigError(f"run.device: {error}") from error
     torch.manual_seed(config.run.seed)
-    restorer = initial_restorer(config).to(device)
+    # a resumed run takes its weights from resume.pt: its init_from file is not read again
+    # (it may have been replaced or removed since, e.g. by shipping this very run over it)
+    restorer = (build_restorer(config) if resume else initial_restorer(config)).to(device)
     validation = None
     if source is None:
         source = build_pair_source(config.data, seed=config.run.seed)
@@ -309,7 +311,7 @@ def train(
         "data": getattr(source, "description", type(source).__name__),
     }
     if config.model.init_from:
-        provenance["init_from"] = _init_description(config.model.init_from)
+        provenance["init_from"] = _init_description(config, resume)
     return fit(
         restorer,
         build_stages(config),
@@ -324,9 +326,22 @@ def train(
     )
 
 
-def _init_description(path: str) -> dict[str, Any]:
-    """What a fine-tuning run started from: the file's name and the provenance it carried."""
-    provenance = load_checkpoint(path).metadata.get("provenance", {})
+def _init_description(config: TrainConfig, resume: bool) -> dict[str, Any]:
+    """What a fine-tuning run started from: the file's name and the provenance it carried.
+
+    A resumed run repeats what its start recorded (in its `last.safetensors`, written with every
+    resume checkpoint), not what the file holds now.
+    """
+    last = Path(config.run.out_dir) / "last.safetensors"
+    if resume and last.exists():
+        recorded = load_checkpoint(last).metadata.get("provenance", {}).get("init_from")
+        if recorded is not None:
+            return dict(recorded)
+    path = config.model.init_from
+    try:
+        provenance = load_checkpoint(path).metadata.get("provenance", {})
+    except (OSError, ValueError) as error:
+        raise TrainConfigError(f"model.init_from: {error}") from error
     return {"file": Path(path).name, "provenance": provenance}
 
 

@@ -112,6 +112,19 @@ def test_init_from_starts_the_run_from_a_checkpoints_weights(tmp_path: Path) -> 
     assert "seed" in str(provenance["init_from"]["provenance"])
 
 
+def test_a_resumed_fine_tune_needs_its_init_file_no_more(tmp_path: Path) -> None:
+    train(_tiny(tmp_path / "first"))
+    start = tmp_path / "start.safetensors"
+    (tmp_path / "first" / "best.safetensors").rename(start)
+    config = _tiny(tmp_path / "second", f"model.init_from={start}")
+    assert not train(config, should_stop=lambda: True).finished
+    start.unlink()  # e.g. shipped over, or moved away
+    assert train(config, resume=True).finished
+    provenance = load_checkpoint(tmp_path / "second" / "best.safetensors").metadata["provenance"]
+    assert provenance["init_from"]["file"] == "start.safetensors"
+    assert "seed" in str(provenance["init_from"]["provenance"])
+
+
 def test_init_from_refuses_a_checkpoint_of_another_model(tmp_path: Path) -> None:
     train(_tiny(tmp_path / "first"))
     start = tmp_path / "first" / "best.safetensors"
