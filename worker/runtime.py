@@ -155,8 +155,7 @@ class Runtime:
 
     def _size_tile_batches(self) -> None:
         """Fit the tile-memory line on this GPU and check it with one batch of default tiles."""
-        multiple = self.size_multiple
-        edge = max(multiple, self.settings.tile_px // multiple * multiple)
+        edge = self._edge(self.settings.tile_px)
         try:
             one, two = (self._peak_bytes(batch, edge) for batch in (1, 2))
         except torch.cuda.OutOfMemoryError:
@@ -218,13 +217,16 @@ class Runtime:
             self.device, self.settings.precision if self.device.type == "cuda" else "fp32"
         )
 
-    def _tilings(self, first: TileSettings) -> Iterator[TileSettings]:
+    def _edge(self, tile_px: int) -> int:
+        """The tile edge that runs: `tile_px` rounded down to the network's input multiple."""
         multiple = self.size_multiple
-        edge = max(multiple, first.tile_px // multiple * multiple)
-        tiles: TileSettings | None = replace(first, tile_px=edge)
+        return max(multiple, tile_px // multiple * multiple)
+
+    def _tilings(self, first: TileSettings) -> Iterator[TileSettings]:
+        tiles: TileSettings | None = replace(first, tile_px=self._edge(first.tile_px))
         while tiles is not None:
             yield tiles
-            tiles = smaller_tiles(tiles, multiple)
+            tiles = smaller_tiles(tiles, self.size_multiple)
 
     def __call__(
         self, rgb: np.ndarray, request: RestoreRequest, progress: Progress | None = None
