@@ -228,17 +228,19 @@ def build_stages(config: TrainConfig) -> list[Stage]:
         return [
             Stage(1, stages.stage1_steps, optim.lr, _all_network_parameters, _plain_l1, plain, True)
         ]
-    result = [
-        Stage(
-            1,
-            stages.stage1_steps,
-            optim.lr,
-            _stage1_trainable,
-            _capturing_network_output(_stage1_total),
-            _teacher_restore,
-            deployable=False,
+    result = []
+    if stages.stage1_steps:
+        result.append(
+            Stage(
+                1,
+                stages.stage1_steps,
+                optim.lr,
+                _stage1_trainable,
+                _capturing_network_output(_stage1_total),
+                _teacher_restore,
+                deployable=False,
+            )
         )
-    ]
     if stages.stage2_steps:
         result.append(
             Stage(

@@ -81,7 +81,8 @@ class OptimSection:
 class StagesSection:
     """How long each stage of the prior's two-stage training runs."""
 
-    stage1_steps: int = 1000  # network + teacher prior encoder (or the plain network), L1
+    stage1_steps: int = 1000  # network + teacher prior encoder (or the plain network), L1;
+    # 0 (a fine-tune with a prior only) continues stage 2 of the `model.init_from` model
     stage2_steps: int = 200  # LQ prior encoder + denoiser, decoder fine-tuned; 0 skips stage 2
     stage2_finetune_decoder: bool = True  # False keeps the whole network frozen in stage 2
 
@@ -242,7 +243,6 @@ def _validate(config: TrainConfig) -> None:
         "model.prior_channels": config.model.prior_channels,
         "optim.lr": config.optim.lr,
         "optim.stage2_lr": config.optim.stage2_lr,
-        "stages.stage1_steps": config.stages.stage1_steps,
         "run.log_every": config.run.log_every,
         "run.val_every": config.run.val_every,
         "run.checkpoint_every": config.run.checkpoint_every,
@@ -253,6 +253,7 @@ def _validate(config: TrainConfig) -> None:
         "optim.warmup_steps": config.optim.warmup_steps,
         "optim.weight_decay": config.optim.weight_decay,
         "optim.grad_clip": config.optim.grad_clip,
+        "stages.stage1_steps": config.stages.stage1_steps,
         "stages.stage2_steps": config.stages.stage2_steps,
         "run.threads": config.run.threads,
         "run.data_workers": config.run.data_workers,
@@ -279,5 +280,13 @@ def _validate(config: TrainConfig) -> None:
         problems.append(f"run.amp must be 'bf16', 'fp16' or 'off', got {config.run.amp!r}")
     if not config.model.use_prior and config.stages.stage2_steps:
         problems.append("stages.stage2_steps must be 0 when model.use_prior is false")
+    if config.stages.stage1_steps == 0 and not (
+        config.model.use_prior and config.model.init_from and config.stages.stage2_steps
+    ):
+        # stage 2 alone needs a trained network and teacher: only a fine-tune may skip stage 1
+        problems.append(
+            "stages.stage1_steps may be 0 only in a fine-tune of a model with a prior "
+            "(model.use_prior, model.init_from and stages.stage2_steps > 0)"
+        )
     if problems:
         raise TrainConfigError("; ".join(problems))

@@ -112,6 +112,35 @@ def test_init_from_starts_the_run_from_a_checkpoints_weights(tmp_path: Path) -> 
     assert "seed" in str(provenance["init_from"]["provenance"])
 
 
+def test_a_fine_tune_may_continue_stage2_alone(tmp_path: Path) -> None:
+    train(_tiny(tmp_path / "first"))
+    start = tmp_path / "first" / "best.safetensors"
+    config = _tiny(tmp_path / "second", f"model.init_from={start}", "stages.stage1_steps=0")
+    assert [stage.number for stage in build_stages(config)] == [2]
+    logged: list[str] = []
+    result = train(config, log=logged.append)
+    assert result.finished
+    assert result.step == config.stages.stage2_steps
+    assert not any("[stage 1]" in line for line in logged)
+    assert not (tmp_path / "second" / "stage1.safetensors").exists()
+    before, after = load_restorer(start), load_restorer(tmp_path / "second" / "best.safetensors")
+    assert before.prior is not None
+    assert after.prior is not None
+    # stage 2 leaves the teacher and the network's encoder as the start file holds them
+    for old, new in (
+        (before.prior.encoder_gt, after.prior.encoder_gt),
+        (before.network.patch_embed, after.network.patch_embed),
+    ):
+        for a, b in zip(old.parameters(), new.parameters(), strict=True):
+            assert torch.equal(a, b)
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(
+            before.prior.denoiser.parameters(), after.prior.denoiser.parameters(), strict=True
+        )
+    )
+
+
 def test_a_resumed_fine_tune_needs_its_init_file_no_more(tmp_path: Path) -> None:
     train(_tiny(tmp_path / "first"))
     start = tmp_path / "start.safetensors"

@@ -53,6 +53,12 @@ def test_int_is_accepted_for_float(tmp_path: Path) -> None:
         ("[run]\namp = 'fp8'\n", r"run\.amp must be"),
         ("[optim]\nema_decay = 1.0\n", r"optim\.ema_decay must be in \[0, 1\)"),
         ("[model]\nuse_prior = false\n", r"stage2_steps must be 0"),
+        ("[stages]\nstage1_steps = -1\n", r"stages\.stage1_steps must be >= 0"),
+        ("[stages]\nstage1_steps = 0\n", r"stage1_steps may be 0 only in a fine-tune"),
+        (
+            "[model]\ninit_from = 'x.safetensors'\n[stages]\nstage1_steps = 0\nstage2_steps = 0\n",
+            r"stage1_steps may be 0 only",
+        ),
         ("[optim\n", "not valid TOML"),
     ],
 )
