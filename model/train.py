@@ -10,6 +10,8 @@ prior's own stage functions (`model.stages`):
    `stages.stage2_finetune_decoder = false`). Validation runs `Restorer.restore`, exactly what
    inference runs, so only stage 2 produces `best.safetensors`.
 
+A fine-tune (`model.init_from`) may skip stage 1 (`stages.stage1_steps = 0`) and run stage 2 alone.
+
 Without the prior it is one stage of plain L1 on the network. Every checkpoint is written with
 `save_restorer` (safetensors; the training configuration and seed in its provenance).
 """
