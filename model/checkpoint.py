@@ -1,10 +1,11 @@
 """Checkpoints: our safetensors format, and the importer for checkpoints of the released code.
 
-Our format is one safetensors file. Tensors are named `network.<param>` and `prior.<param>`;
-the safetensors header's string metadata holds JSON under `format_version`, `architecture`
-(the `SwintormerConfig` dict), `prior` (the prior's config, when there is one) and
-`provenance` (how the weights were made). The network rebuilds from the file alone and loading
-never unpickles anything.
+Our format is one safetensors file. Tensors are named `network.<param>`, `prior.<param>` and
+`defocus.<param>` (the parts of `model.restorer.Restorer`); the safetensors header's string
+metadata holds JSON under `format_version`, `model` (the `ModelConfig` dict: the whole
+deployable model) and `provenance` (how the weights were made). The model rebuilds from the file
+alone and loading never unpickles anything. Files of format 1 (the network's config under
+`architecture`, the prior's under `prior`) are still read.
 
 The released code (BasicSR) saves `{"params": state_dict, "params_ema": state_dict}` with
 PyTorch's pickle format, sometimes with DataParallel's `module.` prefixes. `convert_released`
@@ -29,14 +30,14 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch import Tensor, nn
+from torch import Tensor
 
-from model.config import SwintormerConfig
+from model.config import ModelConfig, SwintormerConfig
 from model.swintormer import Swintormer
 
-FORMAT_VERSION = 1
-NETWORK_PREFIX = "network."
-PRIOR_PREFIX = "prior."
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: "architecture" + "prior" entries instead of "model"
+PART_PREFIXES = ("network.", "prior.", "defocus.")
 MAX_NAMED_KEYS = 8  # error messages name this many keys of each kind, then count the rest
 
 _LEVEL = r"(?:encoder_level[123]|latent|decoder_level[123]|refinement)\.\d+"
@@ -70,13 +71,11 @@ class CheckpointError(ValueError):
 
 
 @dataclass
-class LoadedCheckpoint:
-    """What `load_checkpoint` returns: the network (eval mode) and the rest of the file."""
+class CheckpointFile:
+    """What `read_checkpoint` returns: the model's config, its tensors and the metadata."""
 
-    network: Swintormer
-    config: SwintormerConfig
-    prior_state: dict[str, Tensor] | None
-    prior_config: dict[str, Any] | None
+    config: ModelConfig
+    tensors: dict[str, Tensor]  # named `<part>.<param>`, see PART_PREFIXES
     metadata: dict[str, Any]
 
 
@@ -235,31 +234,27 @@ def network_from_state_dict(
 
 def save_checkpoint(
     path: str | Path,
-    network: Swintormer,
-    prior: nn.Module | None = None,
-    prior_config: dict[str, Any] | None = None,
+    state: Mapping[str, Tensor],
+    config: ModelConfig,
     provenance: dict[str, Any] | None = None,
 ) -> None:
-    """Write the network (and the prior, if any) to one safetensors file, atomically.
+    """Write a model's tensors and config to one safetensors file, atomically.
 
     Args:
         path: the output file.
-        network: its config is stored beside its weights.
-        prior: the latent prior module, stored under `prior.`.
-        prior_config: the prior's JSON-safe config dict.
+        state: the model's state_dict, every key starting with one of `PART_PREFIXES`.
+        config: the whole model's config, stored beside the weights.
         provenance: JSON-safe facts about how the weights were made.
     """
-    tensors = {NETWORK_PREFIX + k: v for k, v in network.state_dict().items()}
-    if prior is not None:
-        tensors |= {PRIOR_PREFIX + k: v for k, v in prior.state_dict().items()}
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    strays = sorted(k for k in state if not k.startswith(PART_PREFIXES))
+    if strays:
+        raise CheckpointError(f"keys outside {'/'.join(PART_PREFIXES)}: {_named(strays)}")
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     metadata = {
         "format_version": str(FORMAT_VERSION),
-        "architecture": json.dumps(network.config.to_dict()),
+        "model": json.dumps(config.to_dict()),
         "provenance": json.dumps(provenance or {}),
     }
-    if prior_config is not None:
-        metadata["prior"] = json.dumps(prior_config)
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     save_file(tensors, str(partial), metadata=metadata)
@@ -270,71 +265,59 @@ def save_checkpoint(
 
 
 def _read_metadata(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:
-    if not raw or "format_version" not in raw or "architecture" not in raw:
+    if not raw or "format_version" not in raw or not {"model", "architecture"} & set(raw):
         raise CheckpointError(
             f"{path} is a safetensors file without Swintormer metadata "
-            "(format_version, architecture); save it with save_checkpoint"
+            "(format_version, model); save it with save_checkpoint"
         )
     try:
         metadata: dict[str, Any] = {key: json.loads(value) for key, value in raw.items()}
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{path}: metadata is not JSON: {error}") from None
-    if metadata["format_version"] != FORMAT_VERSION:
+    if metadata["format_version"] not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path} has format_version {metadata['format_version']}; "
-            f"this code reads version {FORMAT_VERSION}"
+            f"this code reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     return metadata
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Read a checkpoint written by `save_checkpoint`.
+def _model_config(metadata: dict[str, Any], path: Path) -> ModelConfig:
+    """The `ModelConfig` of a file of either format."""
+    try:
+        if metadata["format_version"] == 1:
+            return ModelConfig.from_dict(
+                {"network": metadata["architecture"], "prior": metadata.get("prior")}
+            )
+        return ModelConfig.from_dict(metadata["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: bad model metadata: {error}") from None
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> CheckpointFile:
+    """Read a checkpoint written by `save_checkpoint` (or by format 1).
 
     Args:
         path: the safetensors file.
-        device: where the network and the prior's tensors go.
-
-    Returns:
-        The network in eval mode on `device`, its config, and the prior's state and config.
+        device: where the tensors go.
 
     Raises:
-        CheckpointError: not our format, or weights that do not fit the stored config.
+        CheckpointError: not our format, bad metadata, or tensors outside the known parts.
     """
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = _read_metadata(handle.metadata(), path)
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            tensors = {key: handle.get_tensor(key).to(device) for key in handle.keys()}  # noqa: SIM118
     except SafetensorError as error:
         raise CheckpointError(
             f"{path} is not a safetensors checkpoint ({error}); released .pth checkpoints "
             "are imported with `swintormer convert`"
         ) from None
-    strays = sorted(k for k in tensors if not k.startswith((NETWORK_PREFIX, PRIOR_PREFIX)))
+    strays = sorted(k for k in tensors if not k.startswith(PART_PREFIXES))
     if strays:
-        raise CheckpointError(f"{path}: keys outside network./prior.: {_named(strays)}")
-    try:
-        config = SwintormerConfig.from_dict(metadata["architecture"])
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: bad architecture metadata: {error}") from None
-    network_state = {
-        k.removeprefix(NETWORK_PREFIX): v
-        for k, v in tensors.items()
-        if k.startswith(NETWORK_PREFIX)
-    }
-    prior_state = {
-        k.removeprefix(PRIOR_PREFIX): v.to(device)
-        for k, v in tensors.items()
-        if k.startswith(PRIOR_PREFIX)
-    }
-    network = network_from_state_dict(network_state, config, what=str(path)).to(device)
-    return LoadedCheckpoint(
-        network=network,
-        config=config,
-        prior_state=prior_state or None,
-        prior_config=metadata.get("prior"),
-        metadata=metadata,
-    )
+        raise CheckpointError(f"{path}: keys outside {'/'.join(PART_PREFIXES)}: {_named(strays)}")
+    return CheckpointFile(_model_config(metadata, path), tensors, metadata)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -15,12 +15,16 @@ Presets:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
+
+from model.diffusion import GaussianDiffusion
 
 Config = TypeVar("Config")
 
 LEVELS = 4  # encoder levels 1-3 plus the latent level; fixed by the released design
+# The latent level of the network and the prior's latent grid run at 1/16 of the padded input.
+LATENT_STRIDE = 16
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,93 @@ class SwintormerConfig:
         return from_known_fields(cls, data)
 
 
+@dataclass(frozen=True)
+class DefocusConfig:
+    """Hyper-parameters of the defocus front end (`model.defocus`): bank and blur estimator.
+
+    The bank's radii span in focus to beyond the training range (the largest training radius
+    is 8 px at 1 MP); they are not the evaluation's radii (1.5, 3, 4.5, 6 px), so the
+    evaluation never lands on a bank radius by construction.
+    """
+
+    radii_px: tuple[float, ...] = (0.0, 0.6, 1.1, 1.7, 2.4, 3.2, 4.1, 5.2, 6.5, 8.0, 10.0, 12.5)
+    balances: tuple[float, ...] = (3e-4, 1e-2)  # Wiener regularisation weights, ascending
+    estimator_width: int = 32  # channels of the estimator at 1/4 resolution
+    estimator_blocks: int = 4  # residual blocks, dilations 1, 2, 4, 8 (repeating)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "radii_px", tuple(float(r) for r in self.radii_px))
+        object.__setattr__(self, "balances", tuple(float(b) for b in self.balances))
+        problems = []
+        radii, balances = self.radii_px, self.balances
+        if len(radii) < 2 or radii[0] != 0.0 or list(radii) != sorted(set(radii)):
+            problems.append(f"radii_px must start at 0 and strictly increase (got {radii})")
+        if not balances or min(balances) <= 0 or list(balances) != sorted(set(balances)):
+            problems.append(f"balances must be positive and strictly increase (got {balances})")
+        if self.estimator_width < 1 or self.estimator_blocks < 0:
+            problems.append("estimator_width must be >= 1 and estimator_blocks >= 0")
+        if problems:
+            raise ValueError("invalid DefocusConfig: " + "; ".join(problems))
+
+    @property
+    def margin_px(self) -> int:
+        """Padding of the bank's FFTs: twice the largest radius plus 8 px (no wrap-around)."""
+        return math.ceil(2 * self.radii_px[-1]) + 8
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DefocusConfig:
+        """Inverse of `to_dict`; rejects unknown keys by name."""
+        return from_known_fields(cls, data)
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Architecture hyper-parameters of the prior; stored in the checkpoint beside the weights."""
+
+    in_channels: int = 3  # channels of the blurry input; equals the network's (6 = dual-pixel)
+    target_channels: int = 3  # channels of the sharp image the teacher sees
+    latent_channels: int = 64  # Cz, channels of z; equals the network's cond_channels
+    encoder_width: int = 32  # encoder channels at 1/4 resolution; doubled at 1/8 and 1/16
+    denoiser_width: int = 64  # channels inside the denoiser
+    denoiser_blocks: int = 2  # residual blocks in the denoiser
+    steps: int = 4  # T, diffusion steps the prior is trained with (and samples by default)
+    beta_start: float = 0.1  # beta_1 of the linear schedule (DiffIR's end point)
+    beta_end: float = 0.99  # beta_T: z_T is nearly pure noise even for small T
+
+    def __post_init__(self) -> None:
+        positive = (
+            "in_channels",
+            "target_channels",
+            "latent_channels",
+            "encoder_width",
+            "denoiser_width",
+            "denoiser_blocks",
+            "steps",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"PriorConfig.{name} must be a positive int, got {value!r}")
+        # Validates the betas with a clear message.
+        GaussianDiffusion(self.steps, self.beta_start, self.beta_end)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PriorConfig:
+        """Inverse of `to_dict`; unknown keys are an error (a newer checkpoint, a typo)."""
+        return from_known_fields(cls, d)
+
+
 def from_known_fields(cls: type[Config], data: dict[str, Any]) -> Config:
     """`cls(**data)` for a config dataclass read from a file, unknown keys named in the error.
 
@@ -148,3 +239,120 @@ def preset(name: str) -> SwintormerConfig:
         return _PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The whole deployable model: network, optional prior, optional defocus front end.
+
+    Validated once, here, so that no caller wires the parts together by hand:
+    - with a prior, the network's FiLM hook takes the prior's latent
+      (`network.cond_channels == prior.latent_channels`) and the prior reads what the network
+      reads (`prior.in_channels == network.in_channels`); without one the hook is absent;
+    - with the front end, the network reads its blend beside the blurry image: 6 channels.
+    """
+
+    network: SwintormerConfig
+    prior: PriorConfig | None = None
+    defocus: DefocusConfig | None = None
+
+    def __post_init__(self) -> None:
+        net, prior = self.network, self.prior
+        problems = []
+        if prior is not None:
+            if net.cond_channels != prior.latent_channels:
+                problems.append(
+                    f"the network's cond_channels ({net.cond_channels}) must equal the prior's "
+                    f"latent_channels ({prior.latent_channels})"
+                )
+            if net.in_channels != prior.in_channels:
+                problems.append(
+                    f"the network takes {net.in_channels} input channels, the prior "
+                    f"{prior.in_channels}"
+                )
+        elif net.cond_channels:
+            problems.append(f"cond_channels is {net.cond_channels} but there is no prior")
+        if self.defocus is not None and net.in_channels != 2 * 3:
+            problems.append(
+                f"with the defocus front end the network reads blend + blurry (6 channels), "
+                f"not {net.in_channels}"
+            )
+        if problems:
+            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the image the model takes: 3, or 6 for a dual-pixel network."""
+        return 3 if self.defocus is not None else self.network.in_channels
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form: {"network": ..., "prior": ... | None, "defocus": ... | None}."""
+        return {
+            "network": self.network.to_dict(),
+            "prior": None if self.prior is None else self.prior.to_dict(),
+            "defocus": None if self.defocus is None else self.defocus.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of `to_dict`; unknown keys at either level are an error."""
+        unknown = sorted(set(data) - {"network", "prior", "defocus"})
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys: {', '.join(unknown)}")
+        prior, defocus = data.get("prior"), data.get("defocus")
+        return cls(
+            network=SwintormerConfig.from_dict(data["network"]),
+            prior=None if prior is None else PriorConfig.from_dict(prior),
+            defocus=None if defocus is None else DefocusConfig.from_dict(defocus),
+        )
+
+
+def compose(
+    network: str | SwintormerConfig,
+    prior: PriorConfig | None = None,
+    defocus: DefocusConfig | None = None,
+) -> ModelConfig:
+    """A `ModelConfig` from a network (preset name or config) and optional parts.
+
+    The network's input channels and FiLM hook are set from the parts (6 channels with the
+    front end, cond_channels = the prior's latent), and the prior reads what the network reads,
+    so the invariants hold by construction.
+    """
+    net = preset(network) if isinstance(network, str) else network
+    if defocus is not None:
+        net = replace(net, in_channels=6)
+    net = replace(net, cond_channels=0 if prior is None else prior.latent_channels)
+    if prior is not None:
+        prior = replace(prior, in_channels=net.in_channels)
+    return ModelConfig(net, prior, defocus)
+
+
+_MODEL_PRESETS: dict[str, ModelConfig] = {
+    # the released network alone, bit-exact to the authors' code
+    "paper": compose("paper"),
+    # the GPU model: base widths, single image, prior
+    "base-prior": compose("base", PriorConfig()),
+    # the CPU model shipped until the defocus front end: lite + prior
+    "lite-prior": compose("lite", PriorConfig()),
+    # the default: defocus front end (Wiener bank + blur estimator), lite refining it, prior
+    "lite-defocus": compose("lite", PriorConfig(), DefocusConfig()),
+    # for tests: tiny network, small prior, small front end
+    "tiny": compose("tiny"),
+    "tiny-defocus": compose(
+        "tiny",
+        PriorConfig(latent_channels=8, encoder_width=8, denoiser_width=16, denoiser_blocks=1),
+        DefocusConfig(radii_px=(0.0, 1.0, 2.5, 4.5), estimator_width=8, estimator_blocks=2),
+    ),
+}
+
+MODEL_PRESETS: tuple[str, ...] = tuple(_MODEL_PRESETS)
+
+
+def model_preset(name: str) -> ModelConfig:
+    """The named deployable model (one of `MODEL_PRESETS`)."""
+    try:
+        return _MODEL_PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}"
+        ) from None

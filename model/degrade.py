@@ -14,6 +14,9 @@ A thin lens images a point at depth d as a disk whose radius grows with |d - d_f
   median around 3 px, and every image keeps some in-focus area; we sample the image's largest
   radius from a clipped log-normal and spread the layers between in focus and that radius.
   `python -m bench.blur_radii` prints the per-pixel statistics this produces.
+* `KernelShapes`: not every lens draws a perfect disk. Some images are blurred by a disk softened
+  by a small Gaussian (aberrations, diffraction) or by a cat-eye (the disk clipped by a second,
+  offset aperture: vignetting off-axis), so a model trained here does not over-fit to disks.
 * Sensor effects: Gaussian noise, 8-bit quantisation, optional JPEG.
 
 All randomness comes from an explicit `numpy.random.Generator`; images are float32 (H, W, C)
@@ -24,78 +27,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-# Sub-samples per pixel side when integrating the disk over a pixel (anti-aliasing).
-PSF_SUPERSAMPLE = 16
-# Radii below this are a point: the disk lies inside the centre pixel and covers none of its
-# sub-samples (the nearest sits sqrt(2) / (2 * PSF_SUPERSAMPLE) = 0.044 px from the centre).
-POINT_RADIUS_PX = 0.05
-
-
-def _disk_grid(radius_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sub-pixel sample positions of the smallest odd kernel that holds the disk.
-
-    Returns:
-        (x, y, inside): arrays (k, k, S, S) of sample offsets from the kernel centre in pixels
-        and whether each lies in the disk; k = 2 * ceil(radius - 0.5) + 1, S = PSF_SUPERSAMPLE.
-    """
-    half = max(0, math.ceil(radius_px - 0.5))
-    size = 2 * half + 1
-    sub = (np.arange(PSF_SUPERSAMPLE) + 0.5) / PSF_SUPERSAMPLE - 0.5
-    taps = np.arange(size) - half
-    coords = (taps[:, None] + sub[None, :]).astype(np.float64)  # (k, S)
-    y = coords[:, None, :, None] * np.ones((1, size, 1, PSF_SUPERSAMPLE))
-    x = coords[None, :, None, :] * np.ones((size, 1, PSF_SUPERSAMPLE, 1))
-    return x, y, x**2 + y**2 <= radius_px**2
-
-
-def disk_psf(radius_px: float) -> np.ndarray:
-    """Anti-aliased disk point-spread function.
-
-    Args:
-        radius_px: disk radius in pixels (>= 0). Radius 0 is the identity kernel.
-
-    Returns:
-        (k, k) float32 kernel summing to 1, k = 2 * ceil(radius - 0.5) + 1.
-    """
-    if not math.isfinite(radius_px) or radius_px < 0:
-        raise ValueError(f"disk radius must be finite and >= 0, got {radius_px}")
-    if radius_px < POINT_RADIUS_PX:
-        return np.ones((1, 1), np.float32)
-    _, _, inside = _disk_grid(radius_px)
-    coverage = inside.mean(axis=(2, 3))
-    return (coverage / coverage.sum()).astype(np.float32)
-
-
-def dual_pixel_psfs(signed_radius_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Left and right dual-pixel views of a disk.
-
-    Args:
-        signed_radius_px: circle-of-confusion radius; positive behind the focal plane,
-            negative in front of it (the two half-aperture views swap sides).
-
-    Returns:
-        (left, right): (k, k) float32 kernels, each summing to 1; their mean is `disk_psf(|r|)`.
-    """
-    radius = abs(signed_radius_px)
-    if not math.isfinite(radius):
-        raise ValueError(f"disk radius must be finite, got {signed_radius_px}")
-    if radius < POINT_RADIUS_PX:
-        point = np.ones((1, 1), np.float32)
-        return point, point.copy()
-    x, _, inside = _disk_grid(radius)
-    # A linear ramp across the aperture: the left photodiode collects light from the left half.
-    ramp = np.clip(0.5 - x / (2.0 * radius), 0.0, 1.0)
-    left = (inside * ramp).mean(axis=(2, 3))
-    right = (inside * (1.0 - ramp)).mean(axis=(2, 3))
-    if signed_radius_px < 0:
-        left, right = right, left
-    return (left / left.sum()).astype(np.float32), (right / right.sum()).astype(np.float32)
+from model.psf import POINT_RADIUS_PX, disk_grid, disk_psf, dual_pixel_psfs
 
 
 def fast_fft_size(n: int) -> int:
@@ -216,6 +154,64 @@ def composite_defocus(scene: LayeredScene, psfs: Sequence[np.ndarray]) -> np.nda
     return np.clip(out, 0.0, 1.0)
 
 
+def soft_disk_psf(radius_px: float, sigma_px: float) -> np.ndarray:
+    """A disk convolved with a Gaussian of standard deviation `sigma_px`: (k, k), sums to 1."""
+    disk = disk_psf(radius_px)
+    if sigma_px <= 0:
+        return disk
+    half = math.ceil(3 * sigma_px)
+    taps = np.arange(-half, half + 1, dtype=np.float64)
+    line = np.exp(-(taps**2) / (2 * sigma_px**2))
+    line /= line.sum()
+    kernel = np.pad(disk.astype(np.float64), half)
+    kernel = np.apply_along_axis(np.convolve, 0, kernel, line, mode="same")
+    kernel = np.apply_along_axis(np.convolve, 1, kernel, line, mode="same")
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def cat_eye_psf(radius_px: float, offset: float, angle_rad: float) -> np.ndarray:
+    """The lens-shaped intersection of two disks of `radius_px` whose centres lie `offset`
+    radii apart along `angle_rad`, centred on the kernel: a vignetted (cat-eye) defocus disk.
+
+    Returns:
+        (k, k) float32 kernel summing to 1 (a disk where the intersection would be empty).
+    """
+    if radius_px < POINT_RADIUS_PX or offset <= 0:
+        return disk_psf(radius_px)
+    x, y, _ = disk_grid(radius_px)
+    dx = 0.5 * offset * radius_px * math.cos(angle_rad)
+    dy = 0.5 * offset * radius_px * math.sin(angle_rad)
+    inside = ((x - dx) ** 2 + (y - dy) ** 2 <= radius_px**2) & (
+        (x + dx) ** 2 + (y + dy) ** 2 <= radius_px**2
+    )
+    coverage = inside.mean(axis=(2, 3))
+    if coverage.sum() == 0:
+        return disk_psf(radius_px)
+    return (coverage / coverage.sum()).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class KernelShapes:
+    """Which lens draws an image's blur: a disk, a softened disk or a cat-eye (one per image)."""
+
+    soft_probability: float = 0.2  # chance of a disk softened by a Gaussian
+    soft_sigma_max_px: float = 1.0  # its sigma, drawn uniformly from [0.3, this]
+    cat_eye_probability: float = 0.15  # chance of a cat-eye (vignetted) disk
+    cat_eye_offset_max: float = 0.8  # its aperture offset in radii, uniform in [0.2, this]
+
+    def kernel_maker(self, rng: np.random.Generator) -> Callable[[float], np.ndarray]:
+        """Draw this image's lens; return radius -> kernel for it."""
+        draw = rng.random()
+        if draw < self.soft_probability:
+            sigma = float(rng.uniform(0.3, self.soft_sigma_max_px))
+            return lambda radius: soft_disk_psf(radius, sigma)
+        if draw < self.soft_probability + self.cat_eye_probability:
+            offset = float(rng.uniform(0.2, self.cat_eye_offset_max))
+            angle = float(rng.uniform(0.0, 2 * math.pi))
+            return lambda radius: cat_eye_psf(radius, offset, angle)
+        return disk_psf
+
+
 @dataclass(frozen=True)
 class BlurDistribution:
     """How large the defocus is: the largest radius in an image, then one radius a layer.
@@ -312,12 +308,15 @@ class DegradedPair:
     sharp: (H, W, 3) float32 target. blurry: (H, W, 3) float32 input (the combined view).
     dual_pixel: (H, W, 6) float32 left and right views stacked, or None.
     radii_px: (K,) signed radius of each layer.
+    radius_map: (H, W) float32 defocus radius in pixels (unsigned) of the layer seen at each
+        pixel of the sharp image: what a blur estimator should predict there.
     """
 
     sharp: np.ndarray
     blurry: np.ndarray
     dual_pixel: np.ndarray | None
     radii_px: np.ndarray
+    radius_map: np.ndarray
 
 
 def degrade_scene(
@@ -326,24 +325,44 @@ def degrade_scene(
     blur: BlurDistribution,
     sensor: SensorModel,
     use_dual_pixel: bool = False,
+    shapes: KernelShapes | None = None,
 ) -> DegradedPair:
     """Defocus a layered scene with DPDD-like radii, then apply the sensor model.
 
     The sharp target is the same composite with every layer in focus. With `use_dual_pixel`
     the left and right views are rendered with half-aperture kernels and the combined input
-    is their mean (what a dual-pixel camera saves as the ordinary image).
+    is their mean (what a dual-pixel camera saves as the ordinary image). `shapes` draws a
+    lens other than a perfect disk for some images (single-image path; None: always disks).
     """
     radii = blur.layer_radii(scene.depths, rng)
     sharp = composite_defocus(scene, [disk_psf(0.0)] * len(radii))
+    radius_map = radius_map_of(scene, radii)
     if not use_dual_pixel:
-        blurry = composite_defocus(scene, [disk_psf(abs(float(r))) for r in radii])
-        return DegradedPair(sharp, sensor.apply(blurry, rng), None, radii)
+        kernel = disk_psf if shapes is None else shapes.kernel_maker(rng)
+        blurry = composite_defocus(scene, [kernel(abs(float(r))) for r in radii])
+        return DegradedPair(sharp, sensor.apply(blurry, rng), None, radii, radius_map)
     kernels = [dual_pixel_psfs(float(r)) for r in radii]
     left = composite_defocus(scene, [k[0] for k in kernels])
     right = composite_defocus(scene, [k[1] for k in kernels])
     views = sensor.apply(np.concatenate([left, right], axis=2), rng)
     combined = quantise_8bit(0.5 * (views[..., :3] + views[..., 3:]))
-    return DegradedPair(sharp, combined, views, radii)
+    return DegradedPair(sharp, combined, views, radii, radius_map)
+
+
+def radius_map_of(scene: LayeredScene, radii_px: np.ndarray) -> np.ndarray:
+    """Per-pixel |radius| of the layers as composited in focus (front layers cover back ones).
+
+    Args:
+        scene: K layers, farthest first.
+        radii_px: (K,) signed radius of each layer.
+
+    Returns:
+        (H, W) float32 radius map in pixels.
+    """
+    out = np.zeros(scene.alphas.shape[1:], np.float32)
+    for alpha, radius in zip(scene.alphas, radii_px, strict=True):
+        out = alpha * abs(float(radius)) + (1.0 - alpha) * out
+    return out.astype(np.float32)
 
 
 def photo_scene(photo: np.ndarray, rng: np.random.Generator, num_layers: int = 4) -> LayeredScene:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -36,31 +36,66 @@ RESUME_FORMAT = 1
 RESUME_FILE = "resume.pt"
 
 
-class PairSource(Protocol):
-    """Anything that cuts training pairs: (blurry, sharp) patches drawn with a given generator."""
+@dataclass(frozen=True)
+class Pairs:
+    """Training pairs as arrays in [0, 1].
 
-    def sample(
-        self, rng: np.random.Generator, batch: int, patch_px: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return (blurry, sharp), each float32 (batch, patch_px, patch_px, 3) in [0, 1]."""
-        ...
+    blurry: float32 (B, p, p, C). sharp: float32 (B, p, p, 3).
+    radius_px: float32 (B, p, p) defocus radius of each pixel in pixels, where the source knows it.
+    """
 
-
-# loss(model, blurry (B,3,h,w), sharp (B,3,h,w), generator) -> (scalar loss, restored (B,3,h,w))
-StageLoss = Callable[[nn.Module, Tensor, Tensor, torch.Generator], tuple[Tensor, Tensor]]
-# restore(model, blurry, sharp, generator) -> restored; `sharp` only for stages whose
-# validation uses a teacher (stage 1 of the prior), which are then not `deployable`.
-StageRestore = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
-# export(model, path, provenance): write a shippable checkpoint of `model` to `path`.
-Export = Callable[[nn.Module, Path, dict[str, Any]], None]
+    blurry: np.ndarray
+    sharp: np.ndarray
+    radius_px: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
-class Stage:
+class Batch:
+    """Training pairs as tensors on the training device.
+
+    blurry: (B, C, p, p). sharp: (B, 3, p, p). radius_px: (B, 1, p, p) or None.
+    """
+
+    blurry: Tensor
+    sharp: Tensor
+    radius_px: Tensor | None = None
+
+    @classmethod
+    def of(cls, pairs: Pairs, device: torch.device) -> Batch:
+        """Move `pairs` to `device`, channels first."""
+        radius = None
+        if pairs.radius_px is not None:
+            radius = torch.from_numpy(np.ascontiguousarray(pairs.radius_px[:, None])).to(device)
+        return cls(_to_tensor(pairs.blurry, device), _to_tensor(pairs.sharp, device), radius)
+
+    def split(self, size: int) -> Iterator[Batch]:
+        """Consecutive sub-batches of at most `size` pairs."""
+        for start in range(0, self.blurry.shape[0], size):
+            window = slice(start, start + size)
+            radius = None if self.radius_px is None else self.radius_px[window]
+            yield Batch(self.blurry[window], self.sharp[window], radius)
+
+
+class PairSource(Protocol):
+    """Anything that cuts training pairs, drawn with a given generator."""
+
+    def sample(self, rng: np.random.Generator, batch: int, patch_px: int) -> Pairs:
+        """Return `batch` pairs of `patch_px` square patches."""
+        ...
+
+
+# the model a run trains: the loop is typed over it, so stage functions need no casts
+ModelT = TypeVar("ModelT", bound=nn.Module)
+# export(model, path, provenance): write a shippable checkpoint of `model` to `path`.
+Export = Callable[[ModelT, Path, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Stage(Generic[ModelT]):
     """One stage of training.
 
     Attributes:
-        number: 1-based stage number, shown in logs and file names.
+        number: stage number, shown in logs and file names (0: the defocus front end alone).
         steps: optimizer steps in this stage.
         peak_lr: learning rate reached after warm-up.
         select_trainable: sets `requires_grad` on the model for this stage and returns the
@@ -73,9 +108,12 @@ class Stage:
     number: int
     steps: int
     peak_lr: float
-    select_trainable: Callable[[nn.Module], list[nn.Parameter]]
-    loss: StageLoss
-    restore: StageRestore
+    select_trainable: Callable[[ModelT], list[nn.Parameter]]
+    # loss(model, batch, generator) -> (scalar loss, output (B, 3, h, w) for the progress line)
+    loss: Callable[[ModelT, Batch, torch.Generator], tuple[Tensor, Tensor]]
+    # restore(model, batch, generator) -> restored; the batch's `sharp` only for stages whose
+    # validation uses a teacher (stage 1 of the prior), which are then not `deployable`
+    restore: Callable[[ModelT, Batch, torch.Generator], Tensor]
     deployable: bool
 
 
@@ -110,17 +148,17 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(2, np.uint64)[0] >> 1)
 
 
-class Ema:
+class Ema(Generic[ModelT]):
     """An exponential moving average of a module's weights, kept in a frozen copy.
 
     The decay ramps up as `min(decay, (1 + n) / (10 + n))` after n updates, so a short run's
     average is not dominated by its random initial weights.
     """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: ModelT, decay: float) -> None:
         self.decay = decay
         self.updates = 0
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model: ModelT = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -144,7 +182,7 @@ def _atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_export(export: Export, model: nn.Module, path: Path, info: dict[str, Any]) -> None:
+def _atomic_export(export: Export[ModelT], model: ModelT, path: Path, info: dict[str, Any]) -> None:
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     export(model, tmp, info)
     os.replace(tmp, path)
@@ -175,17 +213,17 @@ def _config_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]
     ]
 
 
-class _Run:
+class _Run(Generic[ModelT]):
     """Mutable state of one `fit` call: model, EMA, optimizer, counters."""
 
-    def __init__(self, model: nn.Module, stages: Sequence[Stage], config: TrainConfig) -> None:
+    def __init__(self, model: ModelT, stages: Sequence[Stage[ModelT]], config: TrainConfig) -> None:
         self.model = model
         self.stages = list(stages)
         self.config = config
         self.device = next(model.parameters()).device
         self.ema = Ema(model, config.optim.ema_decay) if config.optim.ema_decay > 0 else None
         self.step = 0
-        self.optimizer_stage = 0
+        self.optimizer_stage: int | None = None  # the stage whose optimizer is live
         self.optimizer: torch.optim.AdamW | None = None
         self.params: list[nn.Parameter] = []
         self.scaler = torch.amp.GradScaler(
@@ -205,11 +243,11 @@ class _Run:
         return sum(stage.steps for stage in self.stages)
 
     @property
-    def averaged(self) -> nn.Module:
+    def averaged(self) -> ModelT:
         """The weights to validate and ship: the EMA when there is one."""
         return self.ema.model if self.ema is not None else self.model
 
-    def stage_at(self, step: int) -> tuple[Stage, int]:
+    def stage_at(self, step: int) -> tuple[Stage[ModelT], int]:
         """The stage that step `step` belongs to and the step's index inside it."""
         start = 0
         for stage in self.stages:
@@ -218,9 +256,9 @@ class _Run:
             start += stage.steps
         return self.stages[-1], self.stages[-1].steps
 
-    def enter_stage(self, stage: Stage) -> None:
+    def enter_stage(self, stage: Stage[ModelT]) -> None:
         """Start `stage`: later stages begin from the averaged weights, with a fresh optimizer."""
-        if self.optimizer_stage and self.ema is not None:
+        if self.optimizer_stage is not None and self.ema is not None:
             self.model.load_state_dict(self.ema.model.state_dict())
         self.params = stage.select_trainable(self.model)
         if self.ema is not None:
@@ -265,7 +303,7 @@ class _Run:
             self.ema.updates = int(saved["ema_updates"])
         stage = next(s for s in self.stages if s.number == saved["optimizer_stage"])
         # Rebuild the optimizer of the checkpointed stage without the stage-entry weight copy.
-        self.optimizer_stage = 0
+        self.optimizer_stage = None
         self.enter_stage(stage)
         assert self.optimizer is not None
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -276,20 +314,20 @@ class _Run:
         self.elapsed_before_s = float(saved["elapsed_s"])
 
 
-class _StepBatches(torch.utils.data.Dataset[tuple[np.ndarray, np.ndarray]]):
+class _StepBatches(torch.utils.data.Dataset[Pairs]):
     """Item `step` is the batch of that step: the source sampled with the step's generator."""
 
     def __init__(self, source: PairSource, seed: int, batch: int, patch_px: int) -> None:
         self.source, self.seed, self.batch, self.patch_px = source, seed, batch, patch_px
 
-    def __getitem__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, step: int) -> Pairs:
         rng = np.random.default_rng(step_seed(self.seed, step))
         return self.source.sample(rng, self.batch, self.patch_px)
 
 
 def _step_batches(
     source: PairSource, config: TrainConfig, start: int, stop: int
-) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+) -> Iterable[Pairs]:
     """The batches of steps `start`..`stop - 1` in order, made by `run.data_workers` processes.
 
     Each batch depends only on (seed, step), so workers change nothing but the speed.
@@ -311,11 +349,6 @@ def _as_is(pair: Any) -> Any:
     return pair
 
 
-def _batches(blurry: Tensor, sharp: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
-    for start in range(0, blurry.shape[0], size):
-        yield blurry[start : start + size], sharp[start : start + size]
-
-
 def _format_eta(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -323,11 +356,11 @@ def _format_eta(seconds: float) -> str:
 
 
 def fit(
-    model: nn.Module,
-    stages: Sequence[Stage],
+    model: ModelT,
+    stages: Sequence[Stage[ModelT]],
     source: PairSource,
     config: TrainConfig,
-    export: Export,
+    export: Export[ModelT],
     *,
     resume: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
@@ -369,14 +402,13 @@ def fit(
     else:
         torch.manual_seed(config.run.seed)
 
-    val_blurry_np, val_sharp_np = (validation or source).sample(
+    val_pairs = (validation or source).sample(
         np.random.default_rng(config.data.val_seed), config.data.val_pairs, config.data.patch_px
     )
-    val_blurry = _to_tensor(val_blurry_np, run.device)
-    val_sharp = _to_tensor(val_sharp_np, run.device)
-    val_input_psnr = psnr_db(val_blurry, val_sharp)
+    val = Batch.of(val_pairs, run.device)
+    val_input_psnr = psnr_db(val.blurry[:, :3], val.sharp)
 
-    def info(stage: Stage) -> dict[str, Any]:
+    def info(stage: Stage[ModelT]) -> dict[str, Any]:
         return {
             **(provenance or {}),
             "config": config.to_dict(),
@@ -386,23 +418,23 @@ def fit(
             "train_wall_s": round(run.elapsed_s, 1),
         }
 
-    def checkpoint(stage: Stage) -> None:
+    def checkpoint(stage: Stage[ModelT]) -> None:
         _atomic_torch_save(run.state(), resume_path)
         _atomic_export(export, run.averaged, out_dir / "last.safetensors", info(stage))
 
-    def validate(stage: Stage) -> None:
+    def validate(stage: Stage[ModelT]) -> None:
         generator = torch.Generator(run.device).manual_seed(config.data.val_seed)
         averaged = run.averaged
         averaged.eval()
         with torch.no_grad(), _autocast(run.device, config.run.amp):
             restored = torch.cat(
                 [
-                    stage.restore(averaged, b, s, generator).float()
-                    for b, s in _batches(val_blurry, val_sharp, config.data.batch)
+                    stage.restore(averaged, part, generator).float()
+                    for part in val.split(config.data.batch)
                 ]
             )
-        value = psnr_db(restored, val_sharp)
-        note = "" if stage.deployable else " (teacher z: not a deployable model)"
+        value = psnr_db(restored, val.sharp)
+        note = "" if stage.deployable else " (not the deployed path: no best checkpoint)"
         if stage.deployable and value > run.best_val_psnr:
             run.best_val_psnr = value
             _atomic_export(export, averaged, out_dir / "best.safetensors", info(stage))
@@ -430,12 +462,11 @@ def fit(
         )
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        blurry_np, sharp_np = next(batches)
-        blurry, sharp = _to_tensor(blurry_np, run.device), _to_tensor(sharp_np, run.device)
+        batch = Batch.of(next(batches), run.device)
         generator = torch.Generator(run.device).manual_seed(step_seed(config.run.seed, run.step))
         model.train()
         with _autocast(run.device, config.run.amp):
-            loss, restored = stage.loss(model, blurry, sharp, generator)
+            loss, restored = stage.loss(model, batch, generator)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         if config.optim.grad_clip > 0:
@@ -458,7 +489,8 @@ def fit(
             eta = (run.total_steps - run.step) / rate
             log(
                 f"[stage {stage.number}] step {run.step}/{run.total_steps}"
-                f" loss {float(loss.detach()):.5f} psnr {psnr_db(restored.detach(), sharp):.2f} dB"
+                f" loss {float(loss.detach()):.5f}"
+                f" psnr {psnr_db(restored.detach(), batch.sharp):.2f} dB"
                 f" lr {lr:.2e} {rate:.2f} it/s eta {_format_eta(eta)}"
             )
         if run.step % config.run.val_every == 0 or stage_done:

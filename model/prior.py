@@ -17,58 +17,12 @@ z_gt = z_0 from the teacher, c = `cond`, t = step index in 1..T, hat z_0 = `z0_h
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from model.config import from_known_fields
+from model.config import LATENT_STRIDE, PriorConfig
 from model.diffusion import Denoise, GaussianDiffusion, Generators, gaussian_like
-
-# The encoders reach the latent grid by PixelUnshuffle(4) and two stride-2 convs.
-LATENT_STRIDE = 16
-
-
-@dataclass(frozen=True)
-class PriorConfig:
-    """Architecture hyper-parameters of the prior; stored in the checkpoint beside the weights."""
-
-    in_channels: int = 3  # channels of the blurry input; equals the network's (6 = dual-pixel)
-    target_channels: int = 3  # channels of the sharp image the teacher sees
-    latent_channels: int = 64  # Cz, channels of z; equals the network's cond_channels
-    encoder_width: int = 32  # encoder channels at 1/4 resolution; doubled at 1/8 and 1/16
-    denoiser_width: int = 64  # channels inside the denoiser
-    denoiser_blocks: int = 2  # residual blocks in the denoiser
-    steps: int = 4  # T, diffusion steps the prior is trained with (and samples by default)
-    beta_start: float = 0.1  # beta_1 of the linear schedule (DiffIR's end point)
-    beta_end: float = 0.99  # beta_T: z_T is nearly pure noise even for small T
-
-    def __post_init__(self) -> None:
-        positive = (
-            "in_channels",
-            "target_channels",
-            "latent_channels",
-            "encoder_width",
-            "denoiser_width",
-            "denoiser_blocks",
-            "steps",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"PriorConfig.{name} must be a positive int, got {value!r}")
-        # Validates the betas with a clear message.
-        GaussianDiffusion(self.steps, self.beta_start, self.beta_end)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PriorConfig:
-        """Inverse of `to_dict`; unknown keys are an error (a newer checkpoint, a typo)."""
-        return from_known_fields(cls, d)
 
 
 class ResBlock(nn.Module):

@@ -1,61 +1,140 @@
-"""The deployable model: a Swintormer network with its diffusion prior, or without one.
+"""The deployable model: defocus front end (optional), Swintormer network, diffusion prior
+(optional), built from one `ModelConfig`.
 
-`Restorer` is what the worker, `swintormer deblur`, evaluation and training hold. With a prior
-it draws z from the blurry input and feeds it to the network's FiLM hook; without one it is
-exactly the plain network (same call, same numerics). `save_restorer` / `load_restorer` put
-both in one safetensors checkpoint (`model.checkpoint`), the prior's config (with T) beside
-the network's.
+`Restorer` is what the worker, `swintormer deblur`, evaluation and training hold. The data flow:
 
-Under `model.tiling.restore_tiled` the prior runs per tile: each tile's z comes from that
-tile's pixels only, so memory is bounded by the tile size and tiles never wait on each other.
+    blurry (B, 3, H, W) -> [front end: Wiener bank blended by the blur estimator -> blend]
+    -> network input: blurry, or cat(blend, blurry) (B, 6, H, W) with the front end
+    -> [prior: z drawn from the network input, padded as the network pads it]
+    -> network (FiLM-conditioned on z) -> restored (B, 3, H, W)
+
+With the front end the network's global residual lands on the blend (its first 3 input
+channels), so the network predicts what the analytic inverse got wrong. Without a prior and a
+front end it is exactly the plain network (same call, same numerics). `save_restorer` /
+`load_restorer` put every part and the `ModelConfig` in one safetensors checkpoint
+(`model.checkpoint`).
+
+Under `model.tiling.restore_tiled` everything runs per tile: each tile's blur estimate and z come
+from that tile's pixels only, so memory is bounded by the tile size and tiles never wait on
+each other.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from model.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, check_state_dict, read_checkpoint, save_checkpoint
+from model.config import ModelConfig
+from model.defocus import DefocusFrontEnd, FrontEndOutput
 from model.diffusion import Generators
-from model.prior import LatentPrior, PriorConfig
-from model.swintormer import Swintormer, pad_to_multiple
+from model.prior import LatentPrior
+from model.swintormer import Swintormer
 
 # The seed of the generators `restore` uses when the caller passes none: a job's result then
 # depends only on its pixels and the weights, never on what ran before it.
 DEFAULT_SEED = 0
 
 
-class Restorer(nn.Module):
-    """Prior (optional) + network: blurry (B, C_in, H, W) -> restored (B, 3, H, W).
+@dataclass(frozen=True)
+class Restoration:
+    """A restored batch and what the model estimated on the way.
 
-    Args:
-        network: the Swintormer; with a prior its `cond_channels` must equal the prior's Cz.
-        prior: the latent diffusion prior, or None for the plain network.
+    restored: (B, 3, H, W), not clamped.
+    radius_px: (B, 1, H, W) estimated defocus radius in pixels, or None without a front end.
     """
 
-    def __init__(self, network: Swintormer, prior: LatentPrior | None) -> None:
+    restored: Tensor
+    radius_px: Tensor | None
+
+
+class Restorer(nn.Module):
+    """Front end (optional) + prior (optional) + network: blurry -> restored (B, 3, H, W).
+
+    Args:
+        network: the Swintormer.
+        prior: the latent diffusion prior, or None.
+        defocus: the defocus front end, or None.
+
+    Raises:
+        ValueError: the parts do not fit together (see `ModelConfig`).
+    """
+
+    def __init__(
+        self,
+        network: Swintormer,
+        prior: LatentPrior | None,
+        defocus: DefocusFrontEnd | None = None,
+    ) -> None:
         super().__init__()
-        if prior is not None:
-            net, cfg = network.config, prior.config
-            if net.cond_channels != cfg.latent_channels:
-                raise ValueError(
-                    f"the network's cond_channels ({net.cond_channels}) must equal the prior's "
-                    f"latent_channels ({cfg.latent_channels})"
-                )
-            if net.in_channels != cfg.in_channels:
-                raise ValueError(
-                    f"the network takes {net.in_channels} input channels, the prior "
-                    f"{cfg.in_channels}"
-                )
+        self.config = ModelConfig(
+            network.config,
+            None if prior is None else prior.config,
+            None if defocus is None else defocus.config,
+        )
         self.network = network
         self.prior = prior
+        self.defocus = defocus
 
     @property
     def size_multiple(self) -> int:
         """The network's input multiple (inputs of any size work; this is what tiles should be)."""
         return self.network.size_multiple
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the image `restore` takes (3, or 6 for a dual-pixel network)."""
+        return self.config.image_channels
+
+    def front(self, blurry: Tensor, radius_px: Tensor | None = None) -> FrontEndOutput | None:
+        """The front end's output for `blurry` (None without a front end).
+
+        Args:
+            blurry: (B, 3, H, W) in [0, 1].
+            radius_px: a known radius map (B, 1, H, W) replacing the estimate (ablations).
+        """
+        return None if self.defocus is None else self.defocus(blurry, radius_px)
+
+    @staticmethod
+    def network_input(blurry: Tensor, front: FrontEndOutput | None) -> Tensor:
+        """What the network and the prior read: blurry, or cat(blend, blurry) (B, 6, H, W)."""
+        return blurry if front is None else torch.cat([front.blend, blurry], dim=1)
+
+    def run(
+        self,
+        blurry: Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        radius_px: Tensor | None = None,
+    ) -> Restoration:
+        """Restore a batch; also return the estimated defocus map.
+
+        Args:
+            blurry: (B, C, H, W) in [0, 1], any H and W (C = `image_channels`).
+            steps: sampling steps S in 1..T of the prior (None = T); ignored without a prior.
+            generator: source of the prior's noise for the whole batch. None = one fresh CPU
+                generator per image, each seeded with `seed`: an image (or tile) then gets the
+                same result whatever else is in its batch, so tiled output does not depend on
+                the tile batch size (nor on out-of-memory batch halving).
+            seed: the per-image seed when `generator` is None (None = `DEFAULT_SEED`); a
+                job's seed belongs here rather than in a generator shared by its tile batches.
+            radius_px: a known radius map (B, 1, H, W) replacing the estimate (ablations).
+        """
+        front = self.front(blurry, radius_px)
+        image = self.network_input(blurry, front)
+        radius = None if front is None else front.radius_px
+        if self.prior is None:
+            return Restoration(self.network(image), radius)
+        generators: Generators = generator
+        if generator is None:
+            image_seed = DEFAULT_SEED if seed is None else seed
+            generators = [torch.Generator().manual_seed(image_seed) for _ in blurry]
+        z = self.prior.sample(self.network.pad(image), steps, generators)
+        return Restoration(self.network(image, cond=z), radius)
 
     def restore(
         self,
@@ -64,72 +143,41 @@ class Restorer(nn.Module):
         generator: torch.Generator | None = None,
         seed: int | None = None,
     ) -> Tensor:
-        """Restore a batch.
-
-        Args:
-            blurry: (B, C_in, H, W) in [0, 1], any H and W.
-            steps: sampling steps S in 1..T of the prior (None = T); ignored without a prior.
-            generator: source of the prior's noise for the whole batch. None = one fresh CPU
-                generator per image, each seeded with `seed`: an image (or tile) then gets the
-                same result whatever else is in its batch, so tiled output does not depend on
-                the tile batch size (nor on out-of-memory batch halving).
-            seed: the per-image seed when `generator` is None (None = `DEFAULT_SEED`); a
-                job's seed belongs here rather than in a generator shared by its tile batches.
-
-        Returns:
-            (B, 3, H, W), not clamped.
-        """
-        if self.prior is None:
-            return self.network(blurry)
-        generators: Generators = generator
-        if generator is None:
-            image_seed = DEFAULT_SEED if seed is None else seed
-            generators = [torch.Generator().manual_seed(image_seed) for _ in blurry]
-        # The prior sees the image padded exactly as the network pads it, so z lies on the
-        # network's bottleneck grid (B, Cz, H_pad/16, W_pad/16).
-        padded = pad_to_multiple(blurry, self.network.size_multiple)
-        z = self.prior.sample(padded, steps, generators)
-        return self.network(blurry, cond=z)
+        """`run(...).restored`: (B, 3, H, W), not clamped."""
+        return self.run(blurry, steps, generator, seed).restored
 
     def forward(self, blurry: Tensor) -> Tensor:
         """`restore(blurry)` with the defaults."""
         return self.restore(blurry)
 
 
-def save_restorer(
-    path: str | Path, restorer: Restorer, provenance: dict[str, object] | None = None
-) -> None:
-    """Write network + prior (weights and both configs) to one safetensors checkpoint."""
-    prior = restorer.prior
-    save_checkpoint(
-        path,
-        restorer.network,
-        prior=prior,
-        prior_config=prior.config.to_dict() if prior is not None else None,
-        provenance=provenance,
+def build_restorer(config: ModelConfig) -> Restorer:
+    """A freshly initialised model for `config` (seed torch first for reproducible weights)."""
+    return Restorer(
+        Swintormer(config.network),
+        None if config.prior is None else LatentPrior(config.prior),
+        None if config.defocus is None else DefocusFrontEnd(config.defocus),
     )
 
 
+def save_restorer(
+    path: str | Path, restorer: Restorer, provenance: dict[str, object] | None = None
+) -> None:
+    """Write every part's weights and the `ModelConfig` to one safetensors checkpoint."""
+    save_checkpoint(path, restorer.state_dict(), restorer.config, provenance)
+
+
 def load_restorer(path: str | Path, device: str | torch.device = "cpu") -> Restorer:
-    """Rebuild a `Restorer` (eval mode, on `device`) from a checkpoint written by `save_restorer`.
+    """Rebuild a `Restorer` (eval mode, on `device`) from a checkpoint.
 
     Raises:
-        CheckpointError: the prior's config or weights are missing, extra or mismatched.
+        CheckpointError: unreadable, or weights that do not fit the stored config (named).
     """
-    loaded = load_checkpoint(path, device)
-    prior: LatentPrior | None = None
-    if loaded.prior_state is not None or loaded.prior_config is not None:
-        if loaded.prior_state is None or loaded.prior_config is None:
-            raise CheckpointError(
-                f"{path}: a prior needs both its config and its weights; this checkpoint has "
-                f"only its {'config' if loaded.prior_state is None else 'weights'}"
-            )
-        try:
-            config = PriorConfig.from_dict(loaded.prior_config)
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{path}: bad prior config: {error}") from error
-        prior = LatentPrior(config)
-        check_state_dict(prior.state_dict(), loaded.prior_state, f"{path}: the prior's weights")
-        prior.load_state_dict(loaded.prior_state)
-        prior.to(device)
-    return Restorer(loaded.network, prior).eval()
+    loaded = read_checkpoint(path)
+    try:
+        restorer = build_restorer(loaded.config)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from error
+    check_state_dict(restorer.state_dict(), loaded.tensors, f"{path} into {loaded.config}")
+    restorer.load_state_dict(loaded.tensors)
+    return restorer.to(device).eval()

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.config import SwintormerConfig
+from model.config import LATENT_STRIDE, SwintormerConfig
 from model.layers import (
     Downsample,
     FiLM,
@@ -50,7 +50,6 @@ ENCODER_PREFIXES: tuple[str, ...] = (
     "down3_4",
     "latent",
 )
-LATENT_STRIDE = 16  # the latent level runs at 1/16 of the (padded) input
 
 
 def pad_to_size(image: Tensor, height: int, width: int) -> Tensor:
@@ -143,6 +142,10 @@ class Swintormer(nn.Module):
         """Inputs are padded to multiples of this (256 for the released windows)."""
         return self.config.size_multiple
 
+    def pad(self, image: Tensor) -> Tensor:
+        """Reflect-pad (B, C, H, W) to the network's input multiple, as `forward` does."""
+        return pad_to_multiple(image, self.size_multiple)
+
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
         """(H_pad, W_pad): the size an h x w input is padded to."""
         m = self.size_multiple
@@ -169,7 +172,7 @@ class Swintormer(nn.Module):
                 f"expected (B, {self.config.in_channels}, H, W) images, got {tuple(image.shape)}"
             )
         H, W = image.shape[-2:]
-        x = pad_to_multiple(image, self.size_multiple) * 2 - 1  # (B, in, H_pad, W_pad)
+        x = self.pad(image) * 2 - 1  # (B, in, H_pad, W_pad)
         films = self._films(cond, x)
 
         stem = self.patch_embed(x)  # (B, H/2, W/2, C)

@@ -1,19 +1,15 @@
-"""Training Swintormer and its prior: the pieces `model.fit` runs, built from a `TrainConfig`.
+"""Training the deployable model: the pieces `model.fit` runs, built from a `TrainConfig`.
 
-With the prior (`model.use_prior`), training follows docs/prior.md in two stages, using the
-prior's own stage functions (`model.stages`):
+`model_config` turns the run's `[model]` section into a `ModelConfig`; `build_stages` lists the
+stages it asks for from `model.stages` (stage 0: the defocus front end alone; stage 1: network,
+teacher and blur estimator; stage 2: the prior, decoder fine-tuned); `train` wires the data
+pipeline, the stages and the loop. Only stages whose validation runs what inference runs
+(stage 2, or stage 1 without a prior) produce `best.safetensors`.
 
-1. network + teacher encoder, L1 on the image with z = z_gt (the teacher sees the sharp image, so
-   stage-1 validation is reported but is not a deployable model);
-2. teacher and network encoder frozen; LQ encoder + denoiser learn z_gt through the whole reverse
-   chain, the decoder is fine-tuned on the sampled latent (or kept frozen with
-   `stages.stage2_finetune_decoder = false`). Validation runs `Restorer.restore`, exactly what
-   inference runs, so only stage 2 produces `best.safetensors`.
-
-A fine-tune (`model.init_from`) may skip stage 1 (`stages.stage1_steps = 0`) and run stage 2 alone.
-
-Without the prior it is one stage of plain L1 on the network. Every checkpoint is written with
-`save_restorer` (safetensors; the training configuration and seed in its provenance).
+A fine-tune (`model.init_from`) may skip stage 1 (`stages.stage1_steps = 0`) and run stage 2
+alone, and may start a model with the defocus front end from one without it
+(`adopt_without_front_end`). Every checkpoint is written with `save_restorer` (safetensors; the
+training configuration and seed in its provenance).
 """
 
 from __future__ import annotations
@@ -22,22 +18,20 @@ import dataclasses
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from model.checkpoint import load_checkpoint
-from model.config import preset
+from model import stages as stage_fns
+from model.checkpoint import read_checkpoint
+from model.config import DefocusConfig, ModelConfig, PriorConfig, compose
+from model.degrade import KernelShapes, SensorModel
 from model.devices import resolve_device
-from model.fit import FitResult, PairSource, Stage, StageLoss, StageRestore, fit
-from model.prior import LatentPrior, PriorConfig
-from model.restorer import Restorer, load_restorer, save_restorer
-from model.stages import stage1_loss, stage1_parameters, stage2_loss, stage2_parameters
-from model.swintormer import Swintormer, pad_to_multiple
-from model.train_config import DataSection, TrainConfig, TrainConfigError
+from model.fit import Batch, FitResult, Pairs, PairSource, Stage, fit
+from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
+from model.train_config import DataSection, ModelSection, TrainConfig, TrainConfigError
 from model.training_data import DefocusPatches, PatchSettings
 
 
@@ -52,19 +46,26 @@ class PatchBatches:
         self.patches = patches
         self.description = description
 
-    def sample(
-        self, rng: np.random.Generator, batch: int, patch_px: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(blurry, sharp): float32 (batch, patch_px, patch_px, C) and (..., 3) in [0, 1]."""
+    def sample(self, rng: np.random.Generator, batch: int, patch_px: int) -> Pairs:
+        """`batch` pairs with their radius maps (model.fit.Pairs)."""
         if patch_px != self.patches.settings.patch_px:
             raise ValueError(f"patches are {self.patches.settings.patch_px} px, not {patch_px}")
-        pairs = [self.patches.pair(int(i)) for i in rng.integers(0, 2**62, batch)]
-        return np.stack([b for b, _ in pairs]), np.stack([s for _, s in pairs])
+        items = [self.patches.pair(int(i)) for i in rng.integers(0, 2**62, batch)]
+        return Pairs(
+            blurry=np.stack([b for b, _, _ in items]),
+            sharp=np.stack([s for _, s, _ in items]),
+            radius_px=np.stack([r for _, _, r in items]),
+        )
 
 
 def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
     """The training pairs of a run's `[data]` section: prepared photos and/or dead leaves."""
-    settings = PatchSettings(patch_px=data.patch_px, dead_leaves_fraction=data.dead_leaves_fraction)
+    settings = PatchSettings(
+        patch_px=data.patch_px,
+        dead_leaves_fraction=data.dead_leaves_fraction,
+        sensor=SensorModel(jpeg_probability=data.jpeg_probability),
+        shapes=KernelShapes() if data.use_lens_shapes else None,
+    )
     if not data.cache_dir:
         return PatchBatches(DefocusPatches([], [], 1, settings, seed), "dead leaves only")
     patches = DefocusPatches.from_cache(Path(data.cache_dir), settings, seed)
@@ -75,31 +76,27 @@ def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
     return PatchBatches(patches, description)
 
 
-def build_restorer(config: TrainConfig) -> Restorer:
-    """A freshly initialised network (and prior) for `config` (seeded by the caller)."""
-    network_config = preset(config.model.preset)
-    if not config.model.use_prior:
-        return Restorer(Swintormer(network_config), None)
-    network_config = dataclasses.replace(network_config, cond_channels=config.model.prior_channels)
-    prior_config = PriorConfig(
-        in_channels=network_config.in_channels,
-        latent_channels=config.model.prior_channels,
-        steps=config.model.prior_steps,
-    )
-    return Restorer(Swintormer(network_config), LatentPrior(prior_config))
+def model_config(section: ModelSection) -> ModelConfig:
+    """The deployable model a run's `[model]` section describes."""
+    prior = None
+    if section.use_prior:
+        prior = PriorConfig(latent_channels=section.prior_channels, steps=section.prior_steps)
+    return compose(section.preset, prior, DefocusConfig() if section.use_defocus else None)
 
 
 def initial_restorer(config: TrainConfig) -> Restorer:
     """The model a run starts from: fresh (seeded by the caller) or `model.init_from`'s weights.
 
-    Fine-tuning from a checkpoint keeps its architecture exactly: the checkpoint's network and
-    prior configs must equal the ones `config` builds, otherwise the run would silently train a
-    different model than its config says.
+    Fine-tuning from a checkpoint keeps its architecture exactly: the checkpoint's config must
+    equal the one `config` builds, otherwise the run would silently train a different model than
+    its config says. One exception, named in the provenance: a checkpoint without the defocus
+    front end may start a run with it (`adopt_without_front_end`).
 
     Raises:
         TrainConfigError: the checkpoint cannot be read or does not match `config`.
     """
-    restorer = build_restorer(config)
+    wanted = model_config(config.model)
+    restorer = build_restorer(wanted)
     source = config.model.init_from
     if not source:
         return restorer
@@ -107,10 +104,20 @@ def initial_restorer(config: TrainConfig) -> Restorer:
         start = load_restorer(source)
     except (OSError, ValueError) as error:
         raise TrainConfigError(f"model.init_from: {error}") from error
-    problems = _differences("network", start.network.config, restorer.network.config)
-    start_prior = None if start.prior is None else start.prior.config
-    wanted_prior = None if restorer.prior is None else restorer.prior.config
-    problems += _differences("prior", start_prior, wanted_prior)
+    if start.config.defocus is None and wanted.defocus is not None:
+        grown = dataclasses.replace(
+            start.config, network=dataclasses.replace(start.config.network, in_channels=6)
+        )
+        if grown.prior is not None:
+            grown = dataclasses.replace(
+                grown, prior=dataclasses.replace(grown.prior, in_channels=6)
+            )
+        problems = _differences("model", dataclasses.replace(grown, defocus=wanted.defocus), wanted)
+        if not problems:
+            adopt_without_front_end(restorer, start)
+            return restorer
+    else:
+        problems = _differences("model", start.config, wanted)
     if problems:
         raise TrainConfigError(
             f"model.init_from: {source} does not match this run's model (checkpoint vs config): "
@@ -118,6 +125,29 @@ def initial_restorer(config: TrainConfig) -> Restorer:
         )
     restorer.load_state_dict(start.state_dict())
     return restorer
+
+
+def adopt_without_front_end(restorer: Restorer, start: Restorer) -> None:
+    """Start a model with the front end from the weights of one without it.
+
+    Every tensor of `start` is copied. The first convolutions of the network and of the prior's
+    encoders read 3 more input channels in `restorer` (the blurry image after the blend, which
+    takes the place the blurry image had): their weights for the blend are `start`'s weights for
+    the blurry image and the new channels start at zero, so before training the network refines
+    the blend exactly as it used to refine the blurry image. The blur estimator starts fresh.
+    """
+    target = restorer.state_dict()
+    for name, weight in start.state_dict().items():
+        if target[name].shape == weight.shape:
+            target[name] = weight
+            continue
+        # (out, in * s^2, k, k) after PixelUnshuffle(s): channel c * s^2 + i; inputs 3..5 are new
+        grown = torch.zeros_like(target[name])
+        block = (grown.shape[1] - weight.shape[1]) // 3 * 3  # 3 * s^2 new unshuffled channels
+        grown[:, :block] = weight[:, :block]
+        grown[:, 2 * block :] = weight[:, block:]
+        target[name] = grown
+    restorer.load_state_dict(target)
 
 
 def _differences(name: str, saved: Any, wanted: Any) -> list[str]:
@@ -130,136 +160,88 @@ def _differences(name: str, saved: Any, wanted: Any) -> list[str]:
             f" {'none' if wanted is None else 'present'}"
         ]
     a, b = dataclasses.asdict(saved), dataclasses.asdict(wanted)
-    return [f"{name}.{key}: {a[key]} vs {b[key]}" for key in a if a[key] != b[key]]
+    problems = []
+    for key in a:
+        if a[key] == b[key]:
+            continue
+        if isinstance(a[key], dict) and isinstance(b[key], dict):
+            problems += [
+                f"{name}.{key}.{field}: {a[key][field]} vs {b[key][field]}"
+                for field in a[key]
+                if a[key][field] != b[key].get(field)
+            ]
+        else:
+            problems.append(f"{name}.{key}: {a[key]} vs {b[key]}")
+    return problems
 
 
-def _parts(model: nn.Module) -> tuple[Swintormer, LatentPrior]:
-    restorer = cast(Restorer, model)
-    if restorer.prior is None:
-        raise TypeError("this stage needs a Restorer with a prior")
-    return restorer.network, restorer.prior
+def _output(
+    loss: Callable[[Restorer, Batch], stage_fns.Losses],
+) -> Callable[[Restorer, Batch, torch.Generator], tuple[Tensor, Tensor]]:
+    """A stage loss in `fit`'s (loss, output) form."""
+
+    def run(model: Restorer, batch: Batch, _generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        losses = loss(model, batch)
+        return losses.total, losses.restored
+
+    return run
 
 
-def _capturing_network_output(
-    loss_of: Callable[[Swintormer, LatentPrior, Tensor, Tensor, torch.Generator], Tensor],
-) -> StageLoss:
-    """Adapt a prior stage loss to `fit`'s (loss, restored) form.
-
-    The stage functions return only losses; the restored batch (for the progress line's PSNR)
-    is taken from the network's forward output by a hook, at no extra cost.
-    """
-
-    def loss(
-        model: nn.Module, blurry: Tensor, sharp: Tensor, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor]:
-        network, prior = _parts(model)
-        outputs: list[Tensor] = []
-        handle = network.register_forward_hook(lambda _m, _i, out: outputs.append(out))
-        try:
-            total = loss_of(network, prior, blurry, sharp, generator)
-        finally:
-            handle.remove()
-        return total, outputs[-1]
-
-    return loss
-
-
-def _stage1_total(
-    network: Swintormer, prior: LatentPrior, blurry: Tensor, sharp: Tensor, _g: torch.Generator
-) -> Tensor:
-    return stage1_loss(network, prior, blurry, sharp).total
-
-
-def _stage2_total(
-    network: Swintormer, prior: LatentPrior, blurry: Tensor, sharp: Tensor, g: torch.Generator
-) -> Tensor:
-    return stage2_loss(network, prior, blurry, sharp, g).total
-
-
-def _teacher_restore(
-    model: nn.Module, blurry: Tensor, sharp: Tensor, _g: torch.Generator
-) -> Tensor:
-    network, prior = _parts(model)
-    multiple = network.size_multiple
-    z_gt = prior.encoder_gt(pad_to_multiple(blurry, multiple), pad_to_multiple(sharp, multiple))
-    return network(blurry, cond=z_gt)
-
-
-def _deployed_restore(
-    model: nn.Module, blurry: Tensor, _sharp: Tensor, generator: torch.Generator
-) -> Tensor:
-    return cast(Restorer, model).restore(blurry, generator=generator)
-
-
-def _plain_l1(
-    model: nn.Module, blurry: Tensor, sharp: Tensor, _g: torch.Generator
+def _stage2_output(
+    model: Restorer, batch: Batch, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    restored = cast(Restorer, model).network(blurry)
-    return F.l1_loss(restored, sharp), restored
+    losses = stage_fns.stage2_loss(model, batch, generator)
+    return losses.total, losses.restored
 
 
-def _all_network_parameters(model: nn.Module) -> list[nn.Parameter]:
-    network = cast(Restorer, model).network
-    network.requires_grad_(True)
-    return list(network.parameters())
-
-
-def _stage1_trainable(model: nn.Module) -> list[nn.Parameter]:
-    network, prior = _parts(model)
-    prior.requires_grad_(False)  # the LQ encoder and denoiser get no gradient in stage 1
-    return stage1_parameters(network, prior)
-
-
-def _stage2_trainable(finetune_decoder: bool) -> Callable[[nn.Module], list[nn.Parameter]]:
-    def select(model: nn.Module) -> list[nn.Parameter]:
-        network, prior = _parts(model)
-        params = stage2_parameters(network, prior)
-        if finetune_decoder:
-            return params
-        network.requires_grad_(False)
-        return [*prior.encoder_lq.parameters(), *prior.denoiser.parameters()]
-
-    return select
-
-
-def build_stages(config: TrainConfig) -> list[Stage]:
-    """The stages `config` asks for (see the module docstring)."""
+def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
+    """The stages `config` asks for (see `model.stages`)."""
     optim, stages = config.optim, config.stages
-    if not config.model.use_prior:
-        plain: StageRestore = _deployed_restore
-        return [
-            Stage(1, stages.stage1_steps, optim.lr, _all_network_parameters, _plain_l1, plain, True)
-        ]
-    result = []
+    weight = stages.radius_weight
+    result: list[Stage[Restorer]] = []
+    if stages.front_end_steps:
+        result.append(
+            Stage(
+                0,
+                stages.front_end_steps,
+                optim.lr,
+                stage_fns.front_end_parameters,
+                _output(lambda m, b: stage_fns.front_end_loss(m, b, weight)),
+                stage_fns.blend_restore,
+                deployable=False,
+            )
+        )
     if stages.stage1_steps:
+        with_prior = config.model.use_prior
         result.append(
             Stage(
                 1,
                 stages.stage1_steps,
                 optim.lr,
-                _stage1_trainable,
-                _capturing_network_output(_stage1_total),
-                _teacher_restore,
-                deployable=False,
+                stage_fns.stage1_parameters,
+                _output(lambda m, b: stage_fns.stage1_loss(m, b, weight)),
+                stage_fns.teacher_restore if with_prior else stage_fns.deployed_restore,
+                deployable=not with_prior,
             )
         )
     if stages.stage2_steps:
+        fine_tune = stages.stage2_finetune_decoder
         result.append(
             Stage(
                 2,
                 stages.stage2_steps,
                 optim.stage2_lr,
-                _stage2_trainable(stages.stage2_finetune_decoder),
-                _capturing_network_output(_stage2_total),
-                _deployed_restore,
+                lambda m: stage_fns.stage2_parameters(m, fine_tune),
+                _stage2_output,
+                stage_fns.deployed_restore,
                 deployable=True,
             )
         )
     return result
 
 
-def _export(model: nn.Module, path: Path, info: dict[str, Any]) -> None:
-    save_restorer(path, cast(Restorer, model), provenance=info)
+def _export(model: Restorer, path: Path, info: dict[str, Any]) -> None:
+    save_restorer(path, model, provenance=info)
 
 
 def hardware_description(device: torch.device) -> str:
@@ -297,7 +279,9 @@ def train(
     torch.manual_seed(config.run.seed)
     # a resumed run takes its weights from resume.pt: its init_from file is not read again
     # (it may have been replaced or removed since, e.g. by shipping this very run over it)
-    restorer = (build_restorer(config) if resume else initial_restorer(config)).to(device)
+    restorer = (
+        build_restorer(model_config(config.model)) if resume else initial_restorer(config)
+    ).to(device)
     validation = None
     if source is None:
         source = build_pair_source(config.data, seed=config.run.seed)
@@ -306,7 +290,8 @@ def train(
         validation = build_pair_source(config.data, seed=config.data.val_seed)
     n_params = sum(p.numel() for p in restorer.parameters())
     log(
-        f"model {config.model.preset} (prior {'on' if config.model.use_prior else 'off'}),"
+        f"model {config.model.preset} (prior {'on' if config.model.use_prior else 'off'},"
+        f" defocus front end {'on' if config.model.use_defocus else 'off'}),"
         f" {n_params / 1e6:.2f} M parameters, on {hardware_description(device)}"
     )
     provenance = {
@@ -338,12 +323,12 @@ def _init_description(config: TrainConfig, resume: bool) -> dict[str, Any]:
     """
     last = Path(config.run.out_dir) / "last.safetensors"
     if resume and last.exists():
-        recorded = load_checkpoint(last).metadata.get("provenance", {}).get("init_from")
+        recorded = read_checkpoint(last).metadata.get("provenance", {}).get("init_from")
         if recorded is not None:
             return dict(recorded)
     path = config.model.init_from
     try:
-        provenance = load_checkpoint(path).metadata.get("provenance", {})
+        provenance = read_checkpoint(path).metadata.get("provenance", {})
     except (OSError, ValueError) as error:
         raise TrainConfigError(f"model.init_from: {error}") from error
     return {"file": Path(path).name, "provenance": provenance}
@@ -356,6 +341,6 @@ def ship(source: str | Path, destination: str | Path) -> None:
     restores what its source does up to float16 rounding of the weights. Its provenance is the
     source's plus `"weights_dtype": "float16"` and the source file's name.
     """
-    provenance = dict(load_checkpoint(source).metadata.get("provenance", {}))
+    provenance = dict(read_checkpoint(source).metadata.get("provenance", {}))
     provenance |= {"weights_dtype": "float16", "shipped_from": Path(source).name}
     save_restorer(destination, load_restorer(source).half(), provenance=provenance)

@@ -47,7 +47,10 @@ class ModelSection:
     use_prior: bool = True  # train the latent-diffusion prior (stages 1 and 2); False: plain L1
     prior_steps: int = 4  # T, the prior's diffusion steps (stored in the checkpoint)
     prior_channels: int = 64  # Cz, channels of the prior latent z
+    use_defocus: bool = False  # defocus front end: Wiener bank blended by a blur estimator
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning); "": fresh weights
+    # A checkpoint without the front end may start a run with it: its weights are adopted and the
+    # network's (and prior's) first layers grow from 3 to 6 input channels (model.train)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class DataSection:
     dead_leaves_fraction: float = 1.0  # share of patches cut from procedural dead-leaves images
     val_pairs: int = 16  # fixed validation pairs, generated once from `val_seed`
     val_seed: int = 12345  # seed of the validation pairs (distinct from the training stream)
+    use_lens_shapes: bool = False  # some images blurred by softened or cat-eye disks
+    jpeg_probability: float = 0.0  # share of blurry inputs stored as JPEG (quality 70-95)
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,10 @@ class OptimSection:
 
 @dataclass(frozen=True)
 class StagesSection:
-    """How long each stage of the prior's two-stage training runs."""
+    """How long each stage runs (model.stages): front end, network + teacher, prior."""
 
+    front_end_steps: int = 0  # stage 0: the blur estimator alone (needs model.use_defocus)
+    radius_weight: float = 0.05  # weight of the estimator's radius cross-entropy (stages 0, 1)
     stage1_steps: int = 1000  # network + teacher prior encoder (or the plain network), L1;
     # 0 (a fine-tune with a prior only) continues stage 2 of the `model.init_from` model
     stage2_steps: int = 200  # LQ prior encoder + denoiser, decoder fine-tuned; 0 skips stage 2
@@ -253,6 +260,8 @@ def _validate(config: TrainConfig) -> None:
         "optim.warmup_steps": config.optim.warmup_steps,
         "optim.weight_decay": config.optim.weight_decay,
         "optim.grad_clip": config.optim.grad_clip,
+        "stages.front_end_steps": config.stages.front_end_steps,
+        "stages.radius_weight": config.stages.radius_weight,
         "stages.stage1_steps": config.stages.stage1_steps,
         "stages.stage2_steps": config.stages.stage2_steps,
         "run.threads": config.run.threads,
@@ -270,6 +279,10 @@ def _validate(config: TrainConfig) -> None:
     }.items():
         if not 0.0 <= value < 1.0:
             problems.append(f"{key} must be in [0, 1), got {value}")
+    if not 0.0 <= config.data.jpeg_probability <= 1.0:
+        problems.append(
+            f"data.jpeg_probability must be in [0, 1], got {config.data.jpeg_probability}"
+        )
     if not 0.0 <= config.data.dead_leaves_fraction <= 1.0:
         problems.append(
             f"data.dead_leaves_fraction must be in [0, 1], got {config.data.dead_leaves_fraction}"
@@ -280,6 +293,8 @@ def _validate(config: TrainConfig) -> None:
         problems.append(f"run.amp must be 'bf16', 'fp16' or 'off', got {config.run.amp!r}")
     if not config.model.use_prior and config.stages.stage2_steps:
         problems.append("stages.stage2_steps must be 0 when model.use_prior is false")
+    if config.stages.front_end_steps and not config.model.use_defocus:
+        problems.append("stages.front_end_steps must be 0 when model.use_defocus is false")
     if config.stages.stage1_steps == 0 and not (
         config.model.use_prior and config.model.init_from and config.stages.stage2_steps
     ):

@@ -10,7 +10,8 @@ pairs, on any number of DataLoader workers. Each item:
    patch edge, and flips / rotates it by a multiple of 90 degrees; augmentation happens
    before the blur, because dual-pixel disparity is horizontal and must stay so;
 3. defocuses it through `model.degrade.degrade_scene` (layered depth, DPDD-like radii,
-   noise, 8-bit quantisation, optional JPEG) and crops the margin away.
+   noise, 8-bit quantisation, optional JPEG; optionally lenses other than disks) and crops the
+   margin away. The radius map of the patch comes with it: what a blur estimator should say.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from model.dead_leaves import DeadLeavesSettings, dead_leaves
-from model.degrade import BlurDistribution, SensorModel, degrade_scene, photo_scene
+from model.degrade import (
+    BlurDistribution,
+    KernelShapes,
+    SensorModel,
+    degrade_scene,
+    photo_scene,
+)
 from model.photos import load_prepared
 
 PALETTE_SIZE = 4096  # photo pixels sampled as dead-leaves colours
@@ -44,11 +51,13 @@ class PatchSettings:
     epoch_size: int = 100_000  # len() of the dataset (items are generated, not stored)
     blur: BlurDistribution = field(default_factory=BlurDistribution)
     sensor: SensorModel = field(default_factory=SensorModel)
+    shapes: KernelShapes | None = None  # lenses other than perfect disks; None: disks only
 
     @property
     def margin_px(self) -> int:
-        """Context kept around a patch while blurring: the largest possible radius."""
-        return math.ceil(self.blur.max_px * self.blur.scale) + 1
+        """Context kept around a patch while blurring: the largest radius plus a softened
+        disk's Gaussian tail (3 sigma)."""
+        return math.ceil(self.blur.max_px * self.blur.scale) + 4
 
 
 @dataclass(frozen=True)
@@ -139,8 +148,11 @@ class DefocusPatches(Dataset[tuple[Tensor, Tensor]]):
         x0 = min(max(0, cx - size // 2), w - size)
         return photo[y0 : y0 + size, x0 : x0 + size].astype(np.float32) / 255.0
 
-    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Item `index` as arrays: (blurry (p, p, C), sharp (p, p, 3)), C = 3 or 6."""
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Item `index` as arrays: (blurry (p, p, C), sharp (p, p, 3), radius map (p, p)).
+
+        C = 3 or 6 (dual-pixel); the radius map is the defocus radius in pixels at each pixel.
+        """
         settings = self.settings
         rng = np.random.default_rng([self.seed, 0, index])
         margin, p = settings.margin_px, settings.patch_px
@@ -157,14 +169,20 @@ class DefocusPatches(Dataset[tuple[Tensor, Tensor]]):
         else:
             crop = augment(self._photo_crop(rng, size), int(rng.integers(8)))
             scene = photo_scene(crop, rng, settings.photo_layers)
-        pair = degrade_scene(scene, rng, settings.blur, settings.sensor, settings.use_dual_pixel)
+        pair = degrade_scene(
+            scene, rng, settings.blur, settings.sensor, settings.use_dual_pixel, settings.shapes
+        )
         blurry = pair.dual_pixel if pair.dual_pixel is not None else pair.blurry
         window = (slice(margin, margin + p), slice(margin, margin + p))
-        return np.ascontiguousarray(blurry[window]), np.ascontiguousarray(pair.sharp[window])
+        return (
+            np.ascontiguousarray(blurry[window]),
+            np.ascontiguousarray(pair.sharp[window]),
+            np.ascontiguousarray(pair.radius_map[window]),
+        )
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         """Item `index` as tensors: (blurry (C, p, p), sharp (3, p, p)) float32 in [0, 1]."""
-        blurry, sharp = self.pair(index)
+        blurry, sharp, _ = self.pair(index)
         return (
             torch.from_numpy(blurry).permute(2, 0, 1).contiguous(),
             torch.from_numpy(sharp).permute(2, 0, 1).contiguous(),
