@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from model.atomic_files import atomic_path
 from model.config import SwintormerConfig
 from model.swintormer import Swintormer
 
@@ -125,13 +125,11 @@ def save_checkpoint(
     }
     if prior_config is not None:
         metadata["prior"] = json.dumps(prior_config)
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    # safetensors creates the file owner-only (0600); weights are shared data (a worker container
-    # reading a mounted checkpoint runs as another user), so give them the usual rw-r--r--
-    partial.chmod(0o644)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        save_file(tensors, str(partial), metadata=metadata)
+        # safetensors creates the file owner-only (0600); weights are shared data (a worker
+        # container reading a mounted checkpoint runs as another user): the usual rw-r--r--
+        partial.chmod(0o644)
 
 
 def _read_metadata(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ Presets:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -121,6 +122,29 @@ def from_known_fields(cls: type[Config], data: dict[str, Any]) -> Config:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
     return cls(**data)
+
+
+def config_differences(
+    saved: Mapping[str, Any], wanted: Mapping[str, Any], ignore: Collection[str] = ()
+) -> list[str]:
+    """'key: saved vs wanted' for each key whose value differs between two flat config dicts.
+
+    A key present on one side only is compared against None on the other. Used to refuse a
+    checkpoint or a resumed run whose configuration is not the one asked for, naming the keys.
+
+    Args:
+        saved: the configuration a file was written with, `key -> value`.
+        wanted: the configuration asked for now, keyed the same way.
+        ignore: keys allowed to differ.
+
+    Returns:
+        One line per differing key, sorted by key.
+    """
+    return [
+        f"{key}: {saved.get(key)!r} vs {wanted.get(key)!r}"
+        for key in sorted(set(saved) | set(wanted))
+        if key not in ignore and saved.get(key) != wanted.get(key)
+    ]
 
 
 _PRESETS: dict[str, SwintormerConfig] = {

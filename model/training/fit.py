@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from model.atomic_files import atomic_path
+from model.config import config_differences
 from model.devices import autocast
 from model.training.config import OBSERVATION_KEYS, TrainConfig, TrainConfigError
 
@@ -140,15 +141,13 @@ class Ema:
 
 
 def _atomic_torch_save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as partial:
+        torch.save(obj, partial)
 
 
 def _atomic_export(export: Export, model: nn.Module, path: Path, info: dict[str, Any]) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    export(model, tmp, info)
-    os.replace(tmp, path)
+    with atomic_path(path) as partial:
+        export(model, partial, info)
 
 
 def _to_tensor(images: np.ndarray, device: torch.device) -> Tensor:
@@ -162,18 +161,12 @@ def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManag
 
 
 def _config_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]:
-    current = config.flat()
     saved_flat = {
         f"{section}.{key}": value
         for section, table in saved.items()
         for key, value in table.items()
     }
-    keys = sorted(set(current) | set(saved_flat))
-    return [
-        f"{key}: checkpoint {saved_flat.get(key)!r}, now {current.get(key)!r}"
-        for key in keys
-        if key not in OBSERVATION_KEYS and saved_flat.get(key) != current.get(key)
-    ]
+    return config_differences(saved_flat, config.flat(), ignore=OBSERVATION_KEYS)
 
 
 class _Run:
@@ -258,7 +251,8 @@ class _Run:
         differences = _config_differences(saved["config"], self.config)
         if differences:
             raise TrainConfigError(
-                f"{path} was written by a different configuration: " + "; ".join(differences)
+                f"{path} was written by a different configuration (checkpoint vs now): "
+                + "; ".join(differences)
             )
         self.model.load_state_dict(saved["model"])
         if self.ema is not None:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.checkpoint import load_checkpoint
-from model.config import preset
+from model.config import config_differences, preset
 from model.data.pairs import DefocusPatches, PatchSettings
 from model.devices import resolve_device
 from model.prior import LatentPrior, PriorConfig
@@ -129,8 +129,10 @@ def _differences(name: str, saved: Any, wanted: Any) -> list[str]:
             f"{name}: {'none' if saved is None else 'present'} vs"
             f" {'none' if wanted is None else 'present'}"
         ]
-    a, b = dataclasses.asdict(saved), dataclasses.asdict(wanted)
-    return [f"{name}.{key}: {a[key]} vs {b[key]}" for key in a if a[key] != b[key]]
+    return config_differences(
+        {f"{name}.{key}": value for key, value in dataclasses.asdict(saved).items()},
+        {f"{name}.{key}": value for key, value in dataclasses.asdict(wanted).items()},
+    )
 
 
 def _parts(model: nn.Module) -> tuple[Swintormer, LatentPrior]:

@@ -149,7 +149,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path: Path) ->
     assert saved["step"] == 10
     for name in ("last", "best", "stage1", "stage2"):
         assert load_file(str(tmp_path / "split" / f"{name}.safetensors"))
-    assert not list((tmp_path / "split").glob("*.tmp*"))
+    assert not list((tmp_path / "split").glob("*.partial*"))
 
 
 def test_training_beats_the_blurred_input(tmp_path: Path) -> None:
