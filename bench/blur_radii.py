@@ -1,4 +1,4 @@
-"""Per-pixel defocus radii that `model.degrade.BlurDistribution` produces, beside DPDD's.
+"""Per-pixel defocus radii that `model.data.degrade.BlurDistribution` produces, beside DPDD's.
 
     python -m bench.blur_radii [--scenes 400]
 
@@ -12,8 +12,8 @@ import argparse
 
 import numpy as np
 
-from model.dead_leaves import DeadLeavesSettings, dead_leaves
-from model.degrade import BlurDistribution, LayeredScene, photo_scene
+from model.data.dead_leaves import DeadLeavesSettings, dead_leaves
+from model.data.degrade import BlurDistribution, LayeredScene, photo_scene
 
 
 def visible_radii(scene: LayeredScene, radii: np.ndarray) -> np.ndarray:

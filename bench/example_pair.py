@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.eval_model import model_rows, restorer_fn
-from model.eval_set import EVAL_PHOTOS, load_eval_photos, synthetic_cases
-from model.metrics import psnr
+from model.evaluation.cases import EVAL_PHOTOS, load_eval_photos, synthetic_cases
+from model.evaluation.metrics import psnr
+from model.evaluation.model_rows import model_rows, restorer_fn
 from model.restorer import load_restorer
 from model.tiling import TileSettings
 from model.weights import default_checkpoint

@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 
 from bench.released_style import ReleasedStyleSwintormer
-from model.checkpoint import to_released_state_dict
 from model.config import PRESETS, preset
+from model.released import to_released_state_dict
 from model.swintormer import Swintormer
 from model.tiling import TileSettings, restore_tiled
 

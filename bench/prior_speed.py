@@ -5,7 +5,7 @@ Times, round-robin so that machine noise hits every variant alike, on one image:
 - `prior T=t`: the prior alone (LQ encoder + t denoiser steps) for t in {1, 2, 4, 8};
 - `restorer T=4`: prior + FiLM-conditioned network, what a worker runs by default.
 It prints medians, each variant's time as a share of the network's measured in the same run, and
-the prior's MAC share from `model.prior_cost`. Weights are random: cost does not depend on them.
+the prior's MAC share from `model.profile`. Weights are random: cost does not depend on them.
 CPU time (`time.process_time`, one thread by default) is printed beside wall time because on a
 shared machine wall time mostly measures the neighbours.
 
@@ -24,8 +24,7 @@ import torch
 
 from model.config import PRESETS, preset
 from model.prior import LatentPrior, PriorConfig
-from model.prior_cost import prior_cost
-from model.profile import profile_network
+from model.profile import prior_cost, profile_network
 from model.restorer import DEFAULT_SEED, Restorer
 from model.swintormer import Swintormer, pad_to_multiple
 

@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from model.stages import stage1_loss, stage1_parameters
-from model.train import build_restorer
-from model.train_config import TrainConfig
+from model.training.config import TrainConfig
+from model.training.stages import stage1_loss, stage1_parameters
+from model.training.train import build_restorer
 
 
 def step_seconds(config: TrainConfig, threads: int, batch: int, patch_px: int) -> float:

@@ -1,4 +1,4 @@
-"""Throughput of on-the-fly training pairs (`model.training_data.DefocusPatches`), one process.
+"""Throughput of on-the-fly training pairs (`model.data.pairs.DefocusPatches`), one process.
 
     python -m bench.training_pairs --cache ~/.cache/swintormer [--patch-px 128] [--items 40]
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from model.training_data import DefocusPatches, PatchSettings
+from model.data.pairs import DefocusPatches, PatchSettings
 
 
 def main() -> None:

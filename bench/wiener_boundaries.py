@@ -3,19 +3,19 @@
     python -m bench.wiener_boundaries
 
 Rows: circular (the FFT's periodic image, no padding), symmetric padding, symmetric padding +
-edge taper (what `model.baselines.wiener` does). Each cell: the best mean PSNR (dB) over the
-oracle's balance grid, 12 photos.
+edge taper (what `model.evaluation.baselines.wiener` does). Each cell: the best mean PSNR (dB)
+over the oracle's balance grid, 12 photos.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from model.baselines import EDGE_PAD_PX, LAPLACIAN, edge_taper
-from model.degrade import crop_planar, reflect_pad_planar, transfer_function
-from model.eval_set import EvalCase, load_eval_photos, synthetic_cases
-from model.evaluate import WIENER_BALANCES
-from model.metrics import psnr
+from model.data.degrade import crop_planar, reflect_pad_planar, transfer_function
+from model.evaluation.baselines import EDGE_PAD_PX, LAPLACIAN, edge_taper
+from model.evaluation.cases import EvalCase, load_eval_photos, synthetic_cases
+from model.evaluation.evaluate import WIENER_BALANCES
+from model.evaluation.metrics import psnr
 
 MODES = ("circular", "symmetric padding", "padding + edge taper")
 

@@ -15,6 +15,7 @@ Presets:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
 
@@ -214,6 +215,29 @@ def from_known_fields(cls: type[Config], data: dict[str, Any]) -> Config:
     return cls(**data)
 
 
+def config_differences(
+    saved: Mapping[str, Any], wanted: Mapping[str, Any], ignore: Collection[str] = ()
+) -> list[str]:
+    """'key: saved vs wanted' for each key whose value differs between two flat config dicts.
+
+    A key present on one side only is compared against None on the other. Used to refuse a
+    checkpoint or a resumed run whose configuration is not the one asked for, naming the keys.
+
+    Args:
+        saved: the configuration a file was written with, `key -> value`.
+        wanted: the configuration asked for now, keyed the same way.
+        ignore: keys allowed to differ.
+
+    Returns:
+        One line per differing key, sorted by key.
+    """
+    return [
+        f"{key}: {saved.get(key)!r} vs {wanted.get(key)!r}"
+        for key in sorted(set(saved) | set(wanted))
+        if key not in ignore and saved.get(key) != wanted.get(key)
+    ]
+
+
 _PRESETS: dict[str, SwintormerConfig] = {
     "paper": SwintormerConfig(),
     "base": SwintormerConfig(in_channels=3),
@@ -292,6 +316,16 @@ class ModelConfig:
             "prior": None if self.prior is None else self.prior.to_dict(),
             "defocus": None if self.defocus is None else self.defocus.to_dict(),
         }
+
+    def flat(self) -> dict[str, Any]:
+        """`part.field -> value` (an absent part: `part -> None`), for `config_differences`."""
+        flat: dict[str, Any] = {}
+        for part, fields_ in self.to_dict().items():
+            if fields_ is None:
+                flat[part] = None
+            else:
+                flat |= {f"{part}.{key}": value for key, value in fields_.items()}
+        return flat
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -95,6 +95,10 @@ class WienerBank(nn.Module):
         margin_px: reflect padding on each side; at least twice the largest radius.
     """
 
+    kernels: Tensor  # (R, k, k) the bank's disks, centred
+    laplacian: Tensor  # (3, 3) the regulariser
+    balance: Tensor  # (1, N, 1, 1) the regularisation weights
+
     def __init__(self, radii_px: Sequence[float], balances: Sequence[float], margin_px: int):
         super().__init__()
         if not radii_px or not balances:

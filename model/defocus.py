@@ -79,6 +79,8 @@ class BlurEstimator(nn.Module):
     gives R + N logits, resized to (H, W).
     """
 
+    laplacian: Tensor  # (1, 1, 3, 3)
+
     def __init__(self, config: DefocusConfig) -> None:
         super().__init__()
         radii, balances = len(config.radii_px), len(config.balances)
@@ -126,6 +128,8 @@ class BlurEstimator(nn.Module):
 
 class DefocusFrontEnd(nn.Module):
     """Bank + estimator: blurry (B, 3, H, W) -> `FrontEndOutput`."""
+
+    radii: Tensor  # (1, R, 1, 1) the bank's radii in pixels
 
     def __init__(self, config: DefocusConfig) -> None:
         super().__init__()

@@ -40,9 +40,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "redis", "run the embedded Redis-compatible server in the foreground", "service.redis_cli"
     ),
-    Subcommand("data", "prepare training photos from Debian packages (cached)", "model.data_cli"),
+    Subcommand("data", "prepare training photos from Debian packages (cached)", "model.cli.data"),
     Subcommand(
-        "eval", "score a checkpoint beside classical baselines (PSNR/SSIM)", "model.eval_cli"
+        "eval", "score a checkpoint beside classical baselines (PSNR/SSIM)", "model.cli.eval"
     ),
     Subcommand(
         "serve",
@@ -62,9 +62,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "convert",
         "import a checkpoint of the released code (.pth) to safetensors",
-        "model.convert_cli",
+        "model.cli.convert",
     ),
-    Subcommand("profile", "parameters and GMACs of a network preset", "model.profile_cli"),
+    Subcommand("profile", "parameters and GMACs of a network preset", "model.cli.profile"),
     Subcommand(
         "healthcheck",
         "exit 0 when a URL answers 200 (the container HEALTHCHECK)",
@@ -76,7 +76,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "swintormer.lock_cli",
     ),
     Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
-    Subcommand("train", "train a model from a TOML configuration (resumable)", "model.train_cli"),
+    Subcommand("train", "train a model from a TOML configuration (resumable)", "model.cli.train"),
 )
 
 

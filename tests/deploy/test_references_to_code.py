@@ -4,6 +4,7 @@ image copies (the shipped weights among them) and the files the deployment guide
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -107,3 +108,56 @@ def _guide_paths() -> list[str]:
 def test_files_the_guide_names_exist(path: str) -> None:
     _skip_until_weights_ship(path)
     assert (ROOT / path).exists() or (K8S_DIR / path).exists(), f"the guide names {path}"
+
+
+WORKSHOP_DIRS = ("model/data/", "model/training/", "model/evaluation/", "model/cli/")
+SERVING_PACKAGES = ("service", "worker", "swintormer")
+
+
+def _module_file(name: str) -> str | None:
+    """The repository file of a dotted module name, or None for a module from elsewhere."""
+    for candidate in (name.replace(".", "/") + ".py", name.replace(".", "/") + "/__init__.py"):
+        if (ROOT / candidate).is_file():
+            return candidate
+    return None
+
+
+def _imported_files(path: str) -> set[str]:
+    """The repository files `path` imports (packages by their `__init__.py`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text(), filename=path)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    files = set()
+    for name in names:
+        parts = name.split(".")
+        files |= {_module_file(".".join(parts[:end])) for end in range(1, len(parts) + 1)} - {None}
+    return {file for file in files if file is not None}
+
+
+def _serving_files() -> set[str]:
+    """Every repository file the gateway, the worker and the `swintormer` command import, followed
+    transitively."""
+    todo = [name for name in tracked_files() if name.split("/")[0] in SERVING_PACKAGES]
+    todo = [name for name in todo if name.endswith(".py")]
+    seen: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo += sorted(_imported_files(path) - seen)
+    return seen
+
+
+def test_the_image_holds_what_serving_imports_and_none_of_the_model_workshop() -> None:
+    ignore_text = DOCKERIGNORE.read_text()
+    in_context = {name for name in tracked_files() if not is_ignored(name, ignore_text)}
+    model_files = {name for name in in_context if name.startswith("model/")}
+    assert "model/restorer.py" in model_files
+    assert not {name for name in model_files if name.startswith(WORKSHOP_DIRS)}
+    serving = _serving_files()
+    assert "model/restorer.py" in serving, "the import walk found nothing of the model"
+    left_out = sorted(name for name in serving if name not in in_context)
+    assert left_out == [], f"serving imports files the image leaves out: {left_out}"

@@ -1,4 +1,6 @@
-"""The dependency rules of the layout: the gateway never loads torch; `model` stays pure."""
+"""The dependency rules of the layout: the gateway never loads torch; `model` stays pure; the
+model's deployable core (`model/*.py`) imports nothing of its workshop (data, training,
+evaluation, command front ends)."""
 
 from __future__ import annotations
 
@@ -64,4 +66,31 @@ def test_model_never_imports_services_or_reads_environment() -> None:
                 and node.value.id == "os"
             ):
                 offences.append(f"{path.name}:{node.lineno}: reads os.{node.attr}")
+    assert offences == []
+
+
+WORKSHOP = ("model.data", "model.training", "model.evaluation", "model.cli")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Dotted names `path` imports (`from model import data` counts as `model.data`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_deployable_core_imports_nothing_of_the_workshop() -> None:
+    core = sorted((ROOT / "model").glob("*.py"))
+    assert {"config.py", "swintormer.py", "prior.py", "restorer.py"} <= {p.name for p in core}
+    offences = [
+        f"{path.name}: imports {name}"
+        for path in core
+        for name in sorted(_imported_modules(path))
+        if any(name == room or name.startswith(room + ".") for room in WORKSHOP)
+    ]
     assert offences == []

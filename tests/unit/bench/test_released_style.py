@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from bench.released_style import ReleasedStyleSwintormer
-from model.checkpoint import CheckpointError, map_released_state_dict, to_released_state_dict
+from model.checkpoint import CheckpointError
 from model.config import SwintormerConfig
+from model.released import map_released_state_dict, to_released_state_dict
 from model.swintormer import Swintormer
 from tests.unit.model.conftest import GOLDEN_CONFIG
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from model.config import PRESETS, SwintormerConfig, preset
+from model.config import PRESETS, SwintormerConfig, config_differences, preset
 
 
 def test_presets_are_the_documented_ones() -> None:
@@ -51,3 +51,14 @@ def test_size_multiple_holds_whole_windows_at_every_level() -> None:
     # level l runs at 1/2^l: windows (16, 8, 8, 8) need 32, 32, 64, 128
     assert SwintormerConfig(window_sizes=(16, 8, 8, 8)).size_multiple == 128
     assert SwintormerConfig(window_sizes=(6, 4, 4, 4)).size_multiple == 192
+
+
+def test_config_differences_name_each_key_sorted_and_skip_the_ignored() -> None:
+    saved = {"optim.lr": 1e-3, "run.out_dir": "a", "data.batch": 2}
+    wanted = {"optim.lr": 2e-3, "run.out_dir": "b", "model.use_prior": True}
+    assert config_differences(saved, wanted, ignore={"run.out_dir"}) == [
+        "data.batch: 2 vs None",
+        "model.use_prior: None vs True",
+        "optim.lr: 0.001 vs 0.002",
+    ]
+    assert config_differences(saved, dict(saved)) == []

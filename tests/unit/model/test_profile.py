@@ -1,12 +1,12 @@
-"""Parameter and MAC counts, checked against the figures known for the released network."""
+"""Parameter and MAC counts: the released network's known figures, and the prior's budget."""
 
 from __future__ import annotations
 
 import pytest
 
 from model.config import preset
-from model.profile import profile_network
-from swintormer.cli import main
+from model.prior import PriorConfig
+from model.profile import prior_cost, profile_network
 
 
 def test_paper_counts_match_the_released_network() -> None:
@@ -22,8 +22,24 @@ def test_lite_meets_the_papers_efficiency_claim() -> None:
     assert counts.macs_total <= 8.0e9
 
 
-def test_profile_command_prints_the_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", "--preset", "tiny", "--size", "64", "64"]) == 0
-    out = capsys.readouterr().out
-    assert "287,527" in out
-    assert "GMAC with attention matmuls" in out
+@pytest.mark.parametrize("name", ["base", "lite"])
+def test_default_prior_costs_at_most_a_tenth_of_the_network_at_256(name: str) -> None:
+    config = preset(name)
+    prior = PriorConfig(in_channels=config.in_channels)
+    cost = prior_cost(config, prior, 256, 256)
+    assert cost.steps == 4
+    assert cost.total == cost.encoder + 4 * cost.denoiser_step + cost.film
+    assert 0 < cost.film < cost.denoiser_step < cost.encoder
+    network = profile_network(config, 256, 256)
+    assert cost.total <= 0.10 * network.macs_total
+    assert cost.total <= 0.10 * network.macs_conv_linear
+    assert 0 < cost.parameters < 0.1 * network.parameters
+
+
+def test_cost_grows_with_steps_and_area() -> None:
+    config = preset("lite")
+    prior = PriorConfig()
+    four, eight = prior_cost(config, prior, 256, 256), prior_cost(config, prior, 256, 256, steps=8)
+    assert eight.total - four.total == 4 * four.denoiser_step
+    # 4x the pixels, 4x the MACs, up to the per-step timestep MLP
+    assert prior_cost(config, prior, 512, 512).total == pytest.approx(4 * four.total, rel=1e-3)

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from model import layers
-from model.checkpoint import map_released_state_dict, network_from_state_dict
+from model.checkpoint import network_from_state_dict
 from model.config import SwintormerConfig, preset
 from model.layers import MixedAttention, shift_masks
+from model.released import map_released_state_dict
 from model.swintormer import ENCODER_PREFIXES, Swintormer, pad_to_multiple
 from tests.unit.model.conftest import GOLDEN_CONFIG
 

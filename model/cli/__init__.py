@@ -1,0 +1,1 @@
+"""The `swintormer` subcommands of the workshop: convert, data, eval, profile and train."""

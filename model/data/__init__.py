@@ -1,0 +1,1 @@
+"""Training and evaluation data: defocus synthesis, dead leaves, prepared photos, DPDD, pairs."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, classical baselines, the evaluation cases and the scoring of checkpoints."""

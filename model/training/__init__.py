@@ -1,0 +1,1 @@
+"""Training: the run configuration, the stages, the loop and the builder of a run."""

@@ -1,0 +1,197 @@
+"""The training stages of the deployable model: what each trains, its loss, how it validates.
+
+This module owns the stages; `model.training.train` only lists the ones a run asks for and
+`model.training.fit` runs them. Every function takes the whole `Restorer`, so no caller wires
+its parts by hand.
+
+Stage 0 (front end, only with the defocus front end): the blur estimator alone learns to blend
+the Wiener bank, L1(blend, sharp) + `radius_weight` * cross-entropy of its radius scores against
+the radius map the degradation knows. Validation scores the blend (not a deployable model).
+
+Stage 1 (docs/prior.md): the network, the teacher `PriorEncoderGT` and the blur estimator learn
+together; the network reads the blend beside the blurry image and sees
+z_gt = teacher(network input, sharp); the loss is L1(restored, sharp) (+ the radius term).
+Without a prior, stage 1 is plain L1 on the deployed path and its validation is deployable.
+
+Stage 2: the front end, the teacher and the network's encoder (stem, encoder levels, latent
+level) are frozen. `PriorEncoderLQ` and `LatentDenoiser` learn to reproduce z_gt from the
+network input alone by running the whole reverse chain from q(z_T | z_gt) (DiffIR), and the
+decoder, refinement and head are fine-tuned on the latent they produce (unless
+`fine_tune_decoder` is off). The loss is L1(hat z_0, z_gt) + L1(network(input, hat z_0), sharp).
+
+`*_parameters` functions set `requires_grad` (frozen weights get no gradient) and return what
+the optimiser gets; `*_loss` functions are forward only: the trainer wraps them in autocast and
+does its own backward, clipping and EMA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.defocus import FrontEndOutput, radius_loss
+from model.restorer import Restorer
+from model.swintormer import ENCODER_PREFIXES
+from model.training.fit import Batch
+
+
+@dataclass(frozen=True)
+class Losses:
+    """One batch's losses. `total` carries the graph; the parts are detached, for logging."""
+
+    total: Tensor  # scalar to backpropagate
+    image: Tensor  # L1(output, sharp)
+    latent: Tensor | None  # L1(hat z_0, z_gt); stage 2 only
+    radius: Tensor | None  # cross-entropy of the radius scores; with the front end and a map
+    restored: Tensor  # (B, 3, H, W) the stage's output (detached), for PSNR and previews
+
+
+def is_encoder_parameter(name: str) -> bool:
+    """Whether a network parameter name belongs to the encoder that stage 2 freezes."""
+    return name.split(".", 1)[0] in ENCODER_PREFIXES
+
+
+def _trainable(*modules: nn.Module | None) -> list[nn.Parameter]:
+    params = [p for module in modules if module is not None for p in module.parameters()]
+    for param in params:
+        param.requires_grad_(True)
+    return params
+
+
+def _radius_term(model: Restorer, front: FrontEndOutput | None, batch: Batch) -> Tensor | None:
+    """The estimator's cross-entropy against the batch's radius map, where both exist."""
+    if front is None or batch.radius_px is None or model.defocus is None:
+        return None
+    return radius_loss(front.radius_logits, model.defocus.soft_labels(batch.radius_px))
+
+
+def _total(image: Tensor, radius: Tensor | None, radius_weight: float) -> Tensor:
+    return image if radius is None else image + radius_weight * radius
+
+
+def _teacher_latent(model: Restorer, image: Tensor, sharp: Tensor) -> Tensor:
+    """z_gt on the network's bottleneck grid: both images padded as the network pads."""
+    assert model.prior is not None
+    return model.prior.encoder_gt(model.network.pad(image), model.network.pad(sharp))
+
+
+def front_end_parameters(model: Restorer) -> list[nn.Parameter]:
+    """Stage 0 trains the blur estimator alone; everything else is frozen."""
+    if model.defocus is None:
+        raise ValueError("stage 0 needs a model with the defocus front end")
+    model.requires_grad_(False)
+    return _trainable(model.defocus.estimator)
+
+
+def front_end_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losses:
+    """Stage-0 forward: L1 of the blend, plus the radius cross-entropy."""
+    front = model.front(batch.blurry)
+    assert front is not None
+    image = F.l1_loss(front.blend, batch.sharp)
+    radius = _radius_term(model, front, batch)
+    return Losses(
+        total=_total(image, radius, radius_weight),
+        image=image.detach(),
+        latent=None,
+        radius=None if radius is None else radius.detach(),
+        restored=front.blend.detach(),
+    )
+
+
+def stage1_parameters(model: Restorer) -> list[nn.Parameter]:
+    """Stage 1: the network, the teacher (with a prior) and the blur estimator (with a front end).
+
+    The LQ encoder and the denoiser get no gradient in stage 1.
+    """
+    model.requires_grad_(False)
+    teacher = None if model.prior is None else model.prior.encoder_gt
+    estimator = None if model.defocus is None else model.defocus.estimator
+    return _trainable(model.network, teacher, estimator)
+
+
+def stage1_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losses:
+    """Stage-1 forward: restore with the teacher's latent (or plainly, without a prior)."""
+    front = model.front(batch.blurry)
+    image_in = model.network_input(batch.blurry, front)
+    cond = None if model.prior is None else _teacher_latent(model, image_in, batch.sharp)
+    restored = model.network(image_in, cond=cond)
+    image = F.l1_loss(restored, batch.sharp)
+    radius = _radius_term(model, front, batch)
+    return Losses(
+        total=_total(image, radius, radius_weight),
+        image=image.detach(),
+        latent=None,
+        radius=None if radius is None else radius.detach(),
+        restored=restored.detach(),
+    )
+
+
+def stage2_parameters(model: Restorer, fine_tune_decoder: bool = True) -> list[nn.Parameter]:
+    """Freeze the front end, the teacher and the network's encoder; return what stage 2 trains.
+
+    Args:
+        model: a Restorer with a prior.
+        fine_tune_decoder: also train the network's decoder, refinement, skip, head and FiLM
+            (the design); False freezes the whole network (the ablation).
+
+    Returns:
+        The LQ encoder's and the denoiser's parameters, then the network's trained ones, each
+        with `requires_grad` set; every other parameter has `requires_grad` cleared.
+    """
+    if model.prior is None:
+        raise ValueError("stage 2 needs a model with a prior")
+    model.requires_grad_(False)
+    trainable = _trainable(model.prior.encoder_lq, model.prior.denoiser)
+    if fine_tune_decoder:
+        for name, param in model.network.named_parameters():
+            if not is_encoder_parameter(name):
+                param.requires_grad_(True)
+                trainable.append(param)
+    return trainable
+
+
+def stage2_loss(model: Restorer, batch: Batch, generator: torch.Generator | None = None) -> Losses:
+    """Stage-2 forward: the whole reverse chain from q(z_T | z_gt), then restore with hat z_0.
+
+    Args:
+        model: a Restorer with a prior (front end, teacher and encoder frozen).
+        batch: the pairs.
+        generator: noise source of the chain; None = torch's global generator.
+    """
+    assert model.prior is not None
+    with torch.no_grad():
+        image_in = model.network_input(batch.blurry, model.front(batch.blurry))
+        z_gt = _teacher_latent(model, image_in, batch.sharp)
+    z0_hat = model.prior.reconstruct(model.network.pad(image_in), z_gt, generator)
+    restored = model.network(image_in, cond=z0_hat)
+    latent = F.l1_loss(z0_hat, z_gt)
+    image = F.l1_loss(restored, batch.sharp)
+    return Losses(
+        total=latent + image,
+        image=image.detach(),
+        latent=latent.detach(),
+        radius=None,
+        restored=restored.detach(),
+    )
+
+
+def blend_restore(model: Restorer, batch: Batch, _generator: torch.Generator) -> Tensor:
+    """Stage-0 validation: the front end's blend."""
+    front = model.front(batch.blurry)
+    assert front is not None
+    return front.blend
+
+
+def teacher_restore(model: Restorer, batch: Batch, _generator: torch.Generator) -> Tensor:
+    """Stage-1 validation with a prior: z from the teacher, which sees the sharp image."""
+    image_in = model.network_input(batch.blurry, model.front(batch.blurry))
+    cond = None if model.prior is None else _teacher_latent(model, image_in, batch.sharp)
+    return model.network(image_in, cond=cond)
+
+
+def deployed_restore(model: Restorer, batch: Batch, generator: torch.Generator) -> Tensor:
+    """What inference runs (`Restorer.restore`), with the validation's generator."""
+    return model.restore(batch.blurry, generator=generator)

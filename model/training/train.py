@@ -1,0 +1,323 @@
+"""Training the deployable model: the pieces `model.training.fit` runs, built from a `TrainConfig`.
+
+`model_config` turns the run's `[model]` section into a `ModelConfig`; `build_stages` lists the
+stages it asks for from `model.training.stages` (stage 0: the defocus front end alone; stage 1:
+network, teacher and blur estimator; stage 2: the prior, decoder fine-tuned); `train` wires the
+data pipeline, the stages and the loop. Only stages whose validation runs what inference runs
+(stage 2, or stage 1 without a prior) produce `best.safetensors`.
+
+A fine-tune (`model.init_from`) may skip stage 1 (`stages.stage1_steps = 0`) and run stage 2
+alone, and may start a model with the defocus front end from one without it
+(`adopt_without_front_end`). Every checkpoint is written with `save_restorer` (safetensors; the
+training configuration and seed in its provenance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.checkpoint import read_checkpoint
+from model.config import DefocusConfig, ModelConfig, PriorConfig, compose, config_differences
+from model.data.degrade import KernelShapes, SensorModel
+from model.data.pairs import DefocusPatches, PatchSettings
+from model.devices import resolve_device
+from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
+from model.training import stages as stage_fns
+from model.training.config import DataSection, ModelSection, TrainConfig, TrainConfigError
+from model.training.fit import Batch, FitResult, Pairs, PairSource, Stage, fit
+
+
+class PatchBatches:
+    """`fit`'s pair source over `DefocusPatches` (model.data.pairs).
+
+    A step's batch is the items at `batch` indices drawn from that step's generator, so it is a
+    pure function of (seed, step) like everything else in a step, whatever the worker count.
+    """
+
+    def __init__(self, patches: DefocusPatches, description: str) -> None:
+        self.patches = patches
+        self.description = description
+
+    def sample(self, rng: np.random.Generator, batch: int, patch_px: int) -> Pairs:
+        """`batch` pairs with their radius maps (model.training.fit.Pairs)."""
+        if patch_px != self.patches.settings.patch_px:
+            raise ValueError(f"patches are {self.patches.settings.patch_px} px, not {patch_px}")
+        items = [self.patches.pair(int(i)) for i in rng.integers(0, 2**62, batch)]
+        return Pairs(
+            blurry=np.stack([b for b, _, _ in items]),
+            sharp=np.stack([s for _, s, _ in items]),
+            radius_px=np.stack([r for _, _, r in items]),
+        )
+
+
+def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
+    """The training pairs of a run's `[data]` section: prepared photos and/or dead leaves."""
+    settings = PatchSettings(
+        patch_px=data.patch_px,
+        dead_leaves_fraction=data.dead_leaves_fraction,
+        sensor=SensorModel(jpeg_probability=data.jpeg_probability),
+        shapes=KernelShapes() if data.use_lens_shapes else None,
+    )
+    if not data.cache_dir:
+        return PatchBatches(DefocusPatches([], [], 1, settings, seed), "dead leaves only")
+    patches = DefocusPatches.from_cache(Path(data.cache_dir), settings, seed)
+    description = (
+        f"{len(patches.photos)} prepared photos ({len(patches.patches)} ranked patches) from"
+        f" {data.cache_dir} and dead leaves ({data.dead_leaves_fraction:.0%} of pairs)"
+    )
+    return PatchBatches(patches, description)
+
+
+def model_config(section: ModelSection) -> ModelConfig:
+    """The deployable model a run's `[model]` section describes."""
+    prior = None
+    if section.use_prior:
+        prior = PriorConfig(latent_channels=section.prior_channels, steps=section.prior_steps)
+    return compose(section.preset, prior, DefocusConfig() if section.use_defocus else None)
+
+
+def initial_restorer(config: TrainConfig) -> Restorer:
+    """The model a run starts from: fresh (seeded by the caller) or `model.init_from`'s weights.
+
+    Fine-tuning from a checkpoint keeps its architecture exactly: the checkpoint's config must
+    equal the one `config` builds, otherwise the run would silently train a different model than
+    its config says. One exception, named in the provenance: a checkpoint without the defocus
+    front end may start a run with it (`adopt_without_front_end`).
+
+    Raises:
+        TrainConfigError: the checkpoint cannot be read or does not match `config`.
+    """
+    wanted = model_config(config.model)
+    restorer = build_restorer(wanted)
+    source = config.model.init_from
+    if not source:
+        return restorer
+    try:
+        start = load_restorer(source)
+    except (OSError, ValueError) as error:
+        raise TrainConfigError(f"model.init_from: {error}") from error
+    if start.config.defocus is None and wanted.defocus is not None:
+        grown = dataclasses.replace(
+            start.config, network=dataclasses.replace(start.config.network, in_channels=6)
+        )
+        if grown.prior is not None:
+            grown = dataclasses.replace(
+                grown, prior=dataclasses.replace(grown.prior, in_channels=6)
+            )
+        problems = config_differences(
+            dataclasses.replace(grown, defocus=wanted.defocus).flat(), wanted.flat()
+        )
+        if not problems:
+            adopt_without_front_end(restorer, start)
+            return restorer
+    else:
+        problems = config_differences(start.config.flat(), wanted.flat())
+    if problems:
+        raise TrainConfigError(
+            f"model.init_from: {source} does not match this run's model (checkpoint vs config): "
+            + "; ".join(problems)
+        )
+    restorer.load_state_dict(start.state_dict())
+    return restorer
+
+
+def adopt_without_front_end(restorer: Restorer, start: Restorer) -> None:
+    """Start a model with the front end from the weights of one without it.
+
+    Every tensor of `start` is copied. The first convolutions of the network and of the prior's
+    encoders read 3 more input channels in `restorer` (the blurry image after the blend, which
+    takes the place the blurry image had): their weights for the blend are `start`'s weights for
+    the blurry image and the new channels start at zero, so before training the network refines
+    the blend exactly as it used to refine the blurry image. The blur estimator starts fresh.
+    """
+    target = restorer.state_dict()
+    for name, weight in start.state_dict().items():
+        if target[name].shape == weight.shape:
+            target[name] = weight
+            continue
+        # (out, in * s^2, k, k) after PixelUnshuffle(s): channel c * s^2 + i; inputs 3..5 are new
+        grown = torch.zeros_like(target[name])
+        block = (grown.shape[1] - weight.shape[1]) // 3 * 3  # 3 * s^2 new unshuffled channels
+        grown[:, :block] = weight[:, :block]
+        grown[:, 2 * block :] = weight[:, block:]
+        target[name] = grown
+    restorer.load_state_dict(target)
+
+
+def _output(
+    loss: Callable[[Restorer, Batch], stage_fns.Losses],
+) -> Callable[[Restorer, Batch, torch.Generator], tuple[Tensor, Tensor]]:
+    """A stage loss in `fit`'s (loss, output) form."""
+
+    def run(model: Restorer, batch: Batch, _generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        losses = loss(model, batch)
+        return losses.total, losses.restored
+
+    return run
+
+
+def _stage2_output(
+    model: Restorer, batch: Batch, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    losses = stage_fns.stage2_loss(model, batch, generator)
+    return losses.total, losses.restored
+
+
+def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
+    """The stages `config` asks for (see `model.training.stages`)."""
+    optim, stages = config.optim, config.stages
+    weight = stages.radius_weight
+    result: list[Stage[Restorer]] = []
+    if stages.front_end_steps:
+        result.append(
+            Stage(
+                0,
+                stages.front_end_steps,
+                optim.lr,
+                stage_fns.front_end_parameters,
+                _output(lambda m, b: stage_fns.front_end_loss(m, b, weight)),
+                stage_fns.blend_restore,
+                deployable=False,
+            )
+        )
+    if stages.stage1_steps:
+        with_prior = config.model.use_prior
+        result.append(
+            Stage(
+                1,
+                stages.stage1_steps,
+                optim.lr,
+                stage_fns.stage1_parameters,
+                _output(lambda m, b: stage_fns.stage1_loss(m, b, weight)),
+                stage_fns.teacher_restore if with_prior else stage_fns.deployed_restore,
+                deployable=not with_prior,
+            )
+        )
+    if stages.stage2_steps:
+        fine_tune = stages.stage2_finetune_decoder
+        result.append(
+            Stage(
+                2,
+                stages.stage2_steps,
+                optim.stage2_lr,
+                lambda m: stage_fns.stage2_parameters(m, fine_tune),
+                _stage2_output,
+                stage_fns.deployed_restore,
+                deployable=True,
+            )
+        )
+    return result
+
+
+def _export(model: Restorer, path: Path, info: dict[str, Any]) -> None:
+    save_restorer(path, model, provenance=info)
+
+
+def hardware_description(device: torch.device) -> str:
+    """A one-line description of where training ran (stored in checkpoints and model cards)."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    return (
+        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    source: PairSource | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    log: Callable[[str], None] = lambda line: None,
+) -> FitResult:
+    """Train the model `config` describes; see `model.training.fit.fit` for the files written.
+
+    Args:
+        config: the run.
+        resume: continue from the run's `resume.pt`.
+        source: training pairs; None builds the configured pipeline (photos + dead leaves).
+        should_stop: polled after each step (the CLI sets it on SIGINT/SIGTERM).
+        log: receives progress lines.
+    """
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    try:
+        device = resolve_device(config.run.device)
+    except ValueError as error:
+        raise TrainConfigError(f"run.device: {error}") from error
+    torch.manual_seed(config.run.seed)
+    # a resumed run takes its weights from resume.pt: its init_from file is not read again
+    # (it may have been replaced or removed since, e.g. by shipping this very run over it)
+    restorer = (
+        build_restorer(model_config(config.model)) if resume else initial_restorer(config)
+    ).to(device)
+    validation = None
+    if source is None:
+        source = build_pair_source(config.data, seed=config.run.seed)
+        # the same validation pairs for every run of this data, whatever its seed, so that
+        # validation numbers compare across runs
+        validation = build_pair_source(config.data, seed=config.data.val_seed)
+    n_params = sum(p.numel() for p in restorer.parameters())
+    log(
+        f"model {config.model.preset} (prior {'on' if config.model.use_prior else 'off'},"
+        f" defocus front end {'on' if config.model.use_defocus else 'off'}),"
+        f" {n_params / 1e6:.2f} M parameters, on {hardware_description(device)}"
+    )
+    provenance = {
+        "hardware": hardware_description(device),
+        "torch": torch.__version__,
+        "data": getattr(source, "description", type(source).__name__),
+    }
+    if config.model.init_from:
+        provenance["init_from"] = _init_description(config, resume)
+    return fit(
+        restorer,
+        build_stages(config),
+        source,
+        config,
+        _export,
+        resume=resume,
+        should_stop=should_stop,
+        log=log,
+        provenance=provenance,
+        validation=validation,
+    )
+
+
+def _init_description(config: TrainConfig, resume: bool) -> dict[str, Any]:
+    """What a fine-tuning run started from: the file's name and the provenance it carried.
+
+    A resumed run repeats what its start recorded (in its `last.safetensors`, written with every
+    resume checkpoint), not what the file holds now.
+    """
+    last = Path(config.run.out_dir) / "last.safetensors"
+    if resume and last.exists():
+        recorded = read_checkpoint(last).metadata.get("provenance", {}).get("init_from")
+        if recorded is not None:
+            return dict(recorded)
+    path = config.model.init_from
+    try:
+        provenance = read_checkpoint(path).metadata.get("provenance", {})
+    except (OSError, ValueError) as error:
+        raise TrainConfigError(f"model.init_from: {error}") from error
+    return {"file": Path(path).name, "provenance": provenance}
+
+
+def ship(source: str | Path, destination: str | Path) -> None:
+    """Copy a training checkpoint as a float16 one to ship (half the bytes).
+
+    The weights are stored in float16 and loaded back into the float32 model, so a shipped file
+    restores what its source does up to float16 rounding of the weights. Its provenance is the
+    source's plus `"weights_dtype": "float16"` and the source file's name.
+    """
+    provenance = dict(read_checkpoint(source).metadata.get("provenance", {}))
+    provenance |= {"weights_dtype": "float16", "shipped_from": Path(source).name}
+    save_restorer(destination, load_restorer(source).half(), provenance=provenance)

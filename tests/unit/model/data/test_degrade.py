@@ -1,0 +1,177 @@
+"""Defocus synthesis: kernels, layered compositing, sensor model, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.data.dead_leaves import DeadLeavesSettings, dead_leaves
+from model.data.degrade import (
+    BlurDistribution,
+    LayeredScene,
+    SensorModel,
+    composite_defocus,
+    convolve,
+    degrade_scene,
+    disk_psf,
+    dual_pixel_psfs,
+    fast_fft_size,
+    jpeg_roundtrip,
+    photo_scene,
+    quantise_8bit,
+)
+
+
+@pytest.mark.parametrize("radius", [0.0, 0.01, 0.049, 0.05, 0.3, 0.5, 1.0, 1.5, 3.0, 4.5, 8.0])
+def test_disk_psf_sums_to_one_and_is_symmetric(radius: float) -> None:
+    psf = disk_psf(radius)
+    assert psf.dtype == np.float32
+    assert psf.shape[0] == psf.shape[1]
+    assert psf.shape[0] % 2 == 1
+    assert psf.sum() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(psf, psf[::-1, :], atol=1e-7)
+    np.testing.assert_allclose(psf, psf.T, atol=1e-7)
+
+
+def test_disk_psf_support_and_area() -> None:
+    psf = disk_psf(3.0)
+    assert psf.shape == (7, 7)
+    # The unnormalised taps are pixel coverages: they add up to the disk's area.
+    coverage = psf / psf.max()
+    assert coverage.sum() == pytest.approx(np.pi * 9, rel=0.02)
+    assert psf[3, 0] > 0
+    assert psf[0, 0] == 0
+
+
+def test_disk_psf_rejects_bad_radius() -> None:
+    with pytest.raises(ValueError, match="radius"):
+        disk_psf(-1.0)
+    with pytest.raises(ValueError, match="radius"):
+        disk_psf(float("nan"))
+
+
+def test_radius_zero_is_identity() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.random((17, 23, 3)).astype(np.float32)
+    np.testing.assert_array_equal(convolve(image, disk_psf(0.0)), image)
+
+
+def test_convolve_matches_direct_sum_inside_and_keeps_shape() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.random((21, 26, 3)).astype(np.float32)
+    psf = disk_psf(2.0)
+    out = convolve(image, psf)
+    assert out.shape == image.shape
+    assert out.dtype == np.float32
+    y, x, half = 10, 12, psf.shape[0] // 2
+    window = image[y - half : y + half + 1, x - half : x + half + 1]
+    expected = (window * psf[::-1, ::-1, None]).sum(axis=(0, 1))
+    np.testing.assert_allclose(out[y, x], expected, atol=1e-5)
+    # A constant image stays constant: the symmetric border adds no dark halo.
+    np.testing.assert_allclose(convolve(np.full((9, 9), 0.25), psf), 0.25, atol=1e-6)
+
+
+def test_fast_fft_size_is_five_smooth() -> None:
+    assert fast_fft_size(422) == 432
+    assert fast_fft_size(7) == 8
+    assert fast_fft_size(1) == 1
+
+
+@pytest.mark.parametrize("signed_radius", [2.5, -2.5, 0.7, -0.7])
+def test_dual_pixel_views_average_to_disk_and_swap_in_front_of_focus(signed_radius: float) -> None:
+    left, right = dual_pixel_psfs(signed_radius)
+    assert left.sum() == pytest.approx(1.0, abs=1e-6)
+    assert right.sum() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(0.5 * (left + right), disk_psf(abs(signed_radius)), atol=1e-6)
+    np.testing.assert_allclose(left, right[:, ::-1], atol=1e-7)
+    columns = np.arange(left.shape[1]) - left.shape[1] // 2
+    left_centroid = float((left.sum(axis=0) * columns).sum())
+    # Behind the focal plane the left view leans left; in front of it the views swap.
+    assert np.sign(left_centroid) == -np.sign(signed_radius)
+
+
+def test_composite_of_sharp_layers_is_plain_occlusion() -> None:
+    h, w = 12, 14
+    back = np.full((h, w, 3), 0.2, np.float32)
+    front = np.full((h, w, 3), 0.9, np.float32)
+    alpha_front = np.zeros((h, w), np.float32)
+    alpha_front[:, 7:] = 1.0
+    scene = LayeredScene(
+        np.stack([back, front]),
+        np.stack([np.ones((h, w), np.float32), alpha_front]),
+        np.array([1.0, 0.0]),
+    )
+    sharp = composite_defocus(scene, [disk_psf(0.0)] * 2)
+    np.testing.assert_allclose(sharp[:, :7], 0.2)
+    np.testing.assert_allclose(sharp[:, 7:], 0.9)
+    # Blurring only the front layer spreads its edge over both sides, and keeps values in range.
+    blurred = composite_defocus(scene, [disk_psf(0.0), disk_psf(3.0)])
+    assert 0.2 < blurred[5, 6, 0] < 0.9
+    assert 0.2 < blurred[5, 7, 0] < 0.9
+    np.testing.assert_allclose(blurred[:, 0], 0.2, atol=1e-6)
+
+
+def test_layered_scene_validates_shapes() -> None:
+    with pytest.raises(ValueError, match="alphas"):
+        LayeredScene(np.zeros((2, 4, 4, 3)), np.zeros((2, 4, 5)), np.zeros(2))
+
+
+def test_blur_distribution_layer_radii() -> None:
+    blur = BlurDistribution()
+    rng = np.random.default_rng(3)
+    maxima = np.array([blur.sample_max_radius(rng) for _ in range(2000)])
+    assert maxima.min() >= blur.min_px
+    assert maxima.max() <= blur.max_px
+    assert np.median(maxima) == pytest.approx(blur.max_radius_median_px, rel=0.1)
+    radii = blur.layer_radii(np.array([1.0, 0.6, 0.3, 0.0]), rng)
+    assert radii.shape == (4,)
+    assert np.all(np.diff(radii) < 0)  # blur grows monotonically with depth
+    assert (radii > 0).any() or (radii < 0).all()
+    assert blur.layer_radii(np.zeros(3), rng).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_sensor_model_quantises_and_jpeg_keeps_shape() -> None:
+    rng = np.random.default_rng(4)
+    image = rng.random((16, 16, 6)).astype(np.float32)
+    out = SensorModel(noise_sigma_max=0.05, jpeg_probability=1.0).apply(image, rng)
+    assert out.shape == image.shape
+    assert out.dtype == np.float32
+    assert out.min() >= 0.0
+    assert out.max() <= 1.0
+    levels = quantise_8bit(image) * 255
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
+    with pytest.raises(ValueError, match="quality"):
+        jpeg_roundtrip(image[..., :3], 0)
+
+
+def _scene(seed: int) -> LayeredScene:
+    settings = DeadLeavesSettings(size_px=32, background_leaves=300, leaves_per_layer=10)
+    return dead_leaves(np.random.default_rng(seed), None, settings)
+
+
+def test_degrade_scene_is_deterministic_and_shaped() -> None:
+    blur, sensor = BlurDistribution(), SensorModel(jpeg_probability=0.5)
+    first = degrade_scene(_scene(5), np.random.default_rng(9), blur, sensor, use_dual_pixel=True)
+    second = degrade_scene(_scene(5), np.random.default_rng(9), blur, sensor, use_dual_pixel=True)
+    np.testing.assert_array_equal(first.blurry, second.blurry)
+    assert first.dual_pixel is not None
+    assert second.dual_pixel is not None
+    np.testing.assert_array_equal(first.dual_pixel, second.dual_pixel)
+    assert first.sharp.shape == (32, 32, 3)
+    assert first.blurry.shape == (32, 32, 3)
+    assert first.dual_pixel.shape == (32, 32, 6)
+    other = degrade_scene(_scene(5), np.random.default_rng(10), blur, sensor)
+    assert other.dual_pixel is None
+    assert not np.array_equal(other.blurry, first.blurry)
+
+
+def test_photo_scene_sharp_composite_is_the_photo() -> None:
+    rng = np.random.default_rng(6)
+    photo = rng.random((20, 30, 3)).astype(np.float32)
+    scene = photo_scene(photo, rng, num_layers=3)
+    assert scene.alphas.shape == (3, 20, 30)
+    np.testing.assert_array_equal(scene.alphas[0], 1.0)
+    assert scene.alphas[1:].sum(axis=0).max() <= 1.0
+    np.testing.assert_allclose(composite_defocus(scene, [disk_psf(0.0)] * 3), photo, atol=1e-6)
+    pair = degrade_scene(scene, rng, BlurDistribution(), SensorModel(noise_sigma_max=0.0))
+    np.testing.assert_allclose(pair.sharp, photo, atol=1e-6)

@@ -1,0 +1,135 @@
+"""Model rows of the evaluation: a tiny checkpoint, with and without a prior, through the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.config import preset
+from model.evaluation.model_rows import ModelRow, model_rows, restorer_fn
+from model.prior import LatentPrior, PriorConfig
+from model.restorer import Restorer, save_restorer
+from model.swintormer import Swintormer
+from model.tiling import Blend, TileSettings
+from swintormer.cli import main
+from tests.unit.model.data.test_dpdd import write_png16
+
+
+def _restorer(with_prior: bool, in_channels: int = 3) -> Restorer:
+    config = dataclasses.replace(
+        preset("tiny"), in_channels=in_channels, cond_channels=8 if with_prior else 0
+    )
+    prior = None
+    if with_prior:
+        prior = LatentPrior(
+            PriorConfig(
+                in_channels=in_channels,
+                latent_channels=8,
+                encoder_width=8,
+                denoiser_width=8,
+                denoiser_blocks=1,
+                steps=4,
+            )
+        )
+    return Restorer(Swintormer(config), prior).eval()
+
+
+TILES = TileSettings(tile_px=64, overlap_px=16, batch=2)
+
+
+def test_rows_follow_what_the_checkpoint_supports() -> None:
+    plain = [r.label for r in model_rows(_restorer(False), "m", TILES, ablations=True)]
+    assert plain == [
+        "m (no prior, feathered tiles)",
+        "m: released uniform tiles",
+        "m: whole image",
+    ]
+    rows = model_rows(_restorer(True), "m", TILES, ablations=True)
+    assert [r.label for r in rows] == [
+        "m (prior T=4, feathered tiles)",
+        "m: prior off",
+        "m: prior T=1",
+        "m: prior T=2",
+        "m: released uniform tiles",
+        "m: whole image",
+    ]
+    assert rows[-2].tiles is not None
+    assert rows[-2].tiles.blend is Blend.UNIFORM
+    assert len(model_rows(_restorer(True), "m", TILES, ablations=False)) == 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_restorer_fn_is_the_deployed_path_and_reproducible() -> None:
+    restorer = _restorer(True)
+    image = np.random.default_rng(0).random((70, 90, 3)).astype(np.float32)
+    row = ModelRow("m", True, None, TILES)
+    out = restorer_fn(restorer, row)(image)
+    assert out.shape == (70, 90, 3)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(restorer_fn(restorer, row)(image), out)
+    whole = restorer_fn(restorer, ModelRow("m", True, None, None))(image)
+    with torch.inference_mode():
+        expected = restorer.restore(torch.from_numpy(image).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(whole, expected[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    off = restorer_fn(restorer, ModelRow("m", False, None, None))(image)
+    with torch.inference_mode():
+        plain = restorer.network(torch.from_numpy(image).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(off, plain[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("with_prior", [False, True])
+def test_eval_cli_scores_a_tiny_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], with_prior: bool
+) -> None:
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_restorer(checkpoint, _restorer(with_prior))
+    args = ["eval", "--checkpoint", str(checkpoint), "--limit", "1", "--crop-px", "64"]
+    args += ["--tile-px", "64", "--overlap-px", "16", "--ablations", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| tiny (" in out
+    assert "| tiny: whole image |" in out
+    assert ("| tiny: prior off |" in out) == with_prior
+    report = json.loads((tmp_path / "eval.json").read_text())
+    rows = {m["method"]: m for m in report["methods"]}
+    assert report["metadata"]["checkpoint"] == str(checkpoint)
+    deployed = next(m for name, m in rows.items() if name.startswith("tiny ("))
+    assert len(deployed["scores"]) == 8  # one photo x 4 radii x 2 noise levels
+    assert np.isfinite(deployed["mean"]["psnr_db"])
+
+
+def test_dual_pixel_checkpoint_needs_dpdd(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = tmp_path / "dp.safetensors"
+    save_restorer(checkpoint, _restorer(False, in_channels=6))
+    assert main(["eval", "--checkpoint", str(checkpoint), "--limit", "1"]) == 2
+    assert "--set dpdd" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_eval_cli_on_a_dpdd_folder_with_a_dual_pixel_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "dpdd"
+    for folder in ("test_c/source", "test_c/target", "test_l/source", "test_r/source"):
+        (root / folder).mkdir(parents=True)
+        for name in ("a.png", "b.png"):
+            write_png16(root / folder / name, rng.integers(0, 65536, (64, 56, 3), dtype=np.uint16))
+    checkpoint = tmp_path / "dp.safetensors"
+    save_restorer(checkpoint, _restorer(False, in_channels=6))
+    args = ["eval", "--set", "dpdd", str(root), "--checkpoint", str(checkpoint)]
+    assert main([*args, "--tile-px", "64", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "dpdd test" in out
+    assert "| dp (no prior, feathered tiles) |" in out
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert [m["method"] for m in report["methods"]][:2] == ["input (blurred)", "unsharp mask"]
+    assert [s["image_name"] for s in report["methods"][2]["scores"]] == ["a.png", "b.png"]
