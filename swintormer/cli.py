@@ -52,7 +52,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "gateway",
         "run the gateway alone (Redis and workers run elsewhere; the container default)",
-        "service.gateway_cli",
+        "service.gateway.cli",
     ),
     Subcommand(
         "submit",

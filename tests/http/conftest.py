@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from service.app import create_app
 from service.config import Settings
+from service.gateway.app import create_app
 
 MakeClient = Callable[..., TestClient]
 

@@ -11,7 +11,7 @@ import redis
 from rq.serializers import JSONSerializer
 from starlette.testclient import TestClient
 
-from service.routes.deblur import request_fingerprint
+from service.gateway.submission import request_fingerprint
 from service.schemas import DeblurOptions
 from service.storage import IdempotencyRecord, Storage, idempotency_key, input_key
 from tests import sample_images

@@ -23,8 +23,8 @@ from model.config import preset
 from model.prior import LatentPrior, PriorConfig
 from model.restorer import Restorer, save_restorer
 from model.swintormer import Swintormer
-from service.app import create_app
 from service.config import Settings
+from service.gateway.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENT_CHANNELS = 4

@@ -11,7 +11,7 @@ import redis
 from PIL import Image
 from starlette.testclient import TestClient
 
-from service.app import create_app
+from service.gateway.app import create_app
 from service.storage import input_key
 from tests import sample_images
 from tests.integration.conftest import StartWorker, finish_burst, settings_from, wait_for
