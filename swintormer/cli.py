@@ -75,7 +75,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "pin the installed runtime dependencies for Dockerfile.gpu",
         "swintormer.lock_cli",
     ),
-    Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
+    Subcommand("deblur", "restore one image file locally (tiled, any size)", "worker.deblur_cli"),
     Subcommand("train", "train a model from a TOML configuration (resumable)", "model.train_cli"),
 )
 

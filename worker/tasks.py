@@ -20,14 +20,14 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from service.codec import ImageRefusedError, decode, encode
 from service.config import Settings
 from service.failures import FailureCode
 from service.jobs import as_utc
 from service.schemas import JobPayload
 from service.storage import Storage
-from service.uploads import UploadError, open_upload
+from service.uploads import open_upload
 from worker import metrics
-from worker.images import decode, encode
 from worker.runtime import OutOfMemoryAtMinimumError, Runtime
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         )
     try:
         decoded = decode(open_upload(data, settings.max_pixels))
-    except UploadError as error:
+    except ImageRefusedError as error:
         raise JobFailedError(FailureCode.of_upload(error.code), error.message) from error
 
     request = context.runtime.request_for(payload.options)

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 
 from rq import Queue
 
+from service.codec import ImageRefusedError
 from service.config import Settings
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError
 from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
 from service.schemas import DeblurOptions, JobAccepted, JobPayload, JobStatus
 from service.storage import IdempotencyRecord, Storage
-from service.uploads import UploadError, inspect_upload, safe_stem
+from service.uploads import inspect_upload, safe_stem
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
@@ -67,7 +68,7 @@ def accept_submission(
     _check_options(submission, settings)
     try:
         info = inspect_upload(submission.data, settings.max_pixels)
-    except UploadError as error:
+    except ImageRefusedError as error:
         raise ApiError(error.code, error.message) from error
 
     job_id = uuid.uuid4().hex
