@@ -1,24 +1,13 @@
-"""The API's error vocabulary: every code a client can get, its HTTP status, and the handlers.
+"""The API's error vocabulary: every code a client can get and its HTTP status.
 
-Every error leaves the gateway as JSON `{"error": {"code": ..., "message": ...}}` with the
-status below; 429 and 503 carry `Retry-After`. Routes raise `ApiError`; FastAPI's own
-validation errors, the body-size limit and lost Redis connections are translated here so
-nothing reaches a client in another shape.
+Shared by the gateway (which answers with these codes, see `service.gateway.api_errors`) and
+the upload validator the worker runs again on the stored bytes. Why a *job* failed has its own
+vocabulary, `service.failures.FailureCode`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from enum import StrEnum
-from typing import Any
-
-import redis
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from service.schemas import ErrorResponse
 
 
 class ErrorCode(StrEnum):
@@ -92,80 +81,3 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.NOT_READY: "Redis unreachable or no worker has its model loaded",
     ErrorCode.INTERNAL_ERROR: "a bug; the message says what failed",
 }
-
-
-class ApiError(Exception):
-    """An error a route answers with: `{"error": {"code", "message"}}` and the code's status."""
-
-    def __init__(self, code: ErrorCode, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-    @property
-    def status(self) -> int:
-        return STATUS[self.code]
-
-
-def error_response(
-    code: ErrorCode, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """The JSON response for one error."""
-    body = {"error": {"code": code.value, "message": message}}
-    return JSONResponse(body, status_code=STATUS[code], headers=headers)
-
-
-def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these codes, grouped by status."""
-    by_status: dict[int, list[ErrorCode]] = defaultdict(list)
-    for code in codes:
-        by_status[STATUS[code]].append(code)
-    responses: dict[int | str, dict[str, Any]] = {}
-    for status, group in sorted(by_status.items()):
-        description = "; ".join(f"`{code.value}`: {MEANING[code]}" for code in group)
-        entry: dict[str, Any] = {"model": ErrorResponse, "description": description}
-        if status in (409, 429, 503):
-            entry["headers"] = {
-                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
-            }
-        responses[status] = entry
-    return responses
-
-
-def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
-    """Route every failure through the JSON error shape."""
-
-    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.code, exc.message, exc.headers)
-
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-            problems.append(f"{where}: {error.get('msg', 'invalid')}")
-        return error_response(ErrorCode.INVALID_OPTIONS, "; ".join(problems) or "invalid request")
-
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 413:
-            return error_response(ErrorCode.PAYLOAD_TOO_LARGE, str(exc.detail))
-        if exc.status_code == 404:
-            return error_response(ErrorCode.NOT_FOUND, "no such route")
-        body = {"error": {"code": f"http_{exc.status_code}", "message": str(exc.detail)}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    async def on_redis_down(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(
-            ErrorCode.REDIS_UNAVAILABLE,
-            f"the job store is unreachable ({type(exc).__name__}); retry later",
-            {"Retry-After": str(retry_after_s)},
-        )
-
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(redis.ConnectionError, on_redis_down)
-    app.add_exception_handler(redis.TimeoutError, on_redis_down)

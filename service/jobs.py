@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from service.config import Settings
+from service.failures import FailureCode
 from service.schemas import ErrorDetail, JobPayload, JobStatus, JobView, Progress, Timings
 from service.storage import PREFIX, Storage
 
@@ -114,11 +115,11 @@ def _failure(job: Job, meta: dict[str, Any]) -> ErrorDetail:
     text = result.exc_string if result is not None and result.type == Result.Type.FAILED else ""
     if text and "AbandonedJobError" in text:
         return ErrorDetail(
-            code="worker_lost", message="the worker died on every attempt of this job"
+            code=FailureCode.WORKER_LOST, message="the worker died on every attempt of this job"
         )
     if text and "JobTimeoutException" in text:
-        return ErrorDetail(code="timeout", message="the job ran over its time limit")
-    return ErrorDetail(code="internal_error", message="the worker failed; see its log")
+        return ErrorDetail(code=FailureCode.TIMEOUT, message="the job ran over its time limit")
+    return ErrorDetail(code=FailureCode.INTERNAL_ERROR, message="the worker failed; see its log")
 
 
 def job_view(queue: Queue, storage: Storage, job_id: str) -> JobView | None:

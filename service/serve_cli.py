@@ -27,8 +27,8 @@ from collections.abc import Iterator
 import uvicorn
 
 from service.config import Settings
-from service.gateway_cli import add_arguments as add_gateway_arguments
-from service.gateway_cli import make_server, with_address
+from service.gateway.cli import add_arguments as add_gateway_arguments
+from service.gateway.cli import make_server, with_address
 from service.redis_server import EmbeddedRedis
 
 log = logging.getLogger("swintormer.serve")

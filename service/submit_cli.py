@@ -18,11 +18,13 @@ from pathlib import Path
 
 import httpx
 
+from service.codec import format_for_suffix
 from service.schemas import OutputFormat
+from swintormer.files import write_atomically
+from swintormer.progress_bar import draw_progress, end_progress
 
 POLL_WAIT_S = 10
 MAX_BACKOFF_RETRIES = 5
-BAR_WIDTH = 30
 
 HINTS = {
     "unauthorized": "pass --api-key or set SWINTORMER_API_KEY",
@@ -85,14 +87,7 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: object) -> h
 def _format_for(args: argparse.Namespace) -> str:
     if args.format:
         return str(args.format)
-    suffix = args.output.suffix.lower().lstrip(".")
-    return {"jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}.get(suffix, "png")
-
-
-def _draw(done: int, total: int, status: str) -> None:
-    filled = BAR_WIDTH * done // total if total else 0
-    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-    print(f"\r[{bar}] {done}/{total} tiles  {status:<9}", end="", file=sys.stderr, flush=True)
+    return (format_for_suffix(args.output) or OutputFormat.PNG).value
 
 
 def submit(args: argparse.Namespace) -> dict[str, object]:
@@ -117,7 +112,7 @@ def submit(args: argparse.Namespace) -> dict[str, object]:
             progress = view.get("progress") or {}
             assert isinstance(progress, dict)
             if not args.quiet:
-                _draw(
+                draw_progress(
                     int(progress.get("done", 0)), int(progress.get("total", 0)), str(view["status"])
                 )
             if view["status"] in ("succeeded", "failed", "canceled", "expired"):
@@ -127,14 +122,14 @@ def submit(args: argparse.Namespace) -> dict[str, object]:
                     f"gave up after {args.timeout:.0f} s; job {accepted['id']} goes on"
                 )
         if not args.quiet:
-            print(file=sys.stderr)
+            end_progress()
         if view["status"] != "succeeded":
             error = view.get("error") or {}
             assert isinstance(error, dict)
             detail = f" ({error.get('code')}): {error.get('message')}" if error else ""
             raise SubmitError(f"job {accepted['id']} {view['status']}{detail}")
         result = _request(client, "GET", f"/jobs/{accepted['id']}/result")
-        args.output.write_bytes(result.content)
+        write_atomically(args.output, result.content)
     return view
 
 

@@ -1,4 +1,4 @@
-"""Validation and safe decoding of uploaded images (Pillow), shared by the gateway and the worker.
+"""Validation and safe decoding of uploads, shared by the gateway and the worker.
 
 The gateway calls `inspect_upload` before anything is queued, so a client learns at once
 that an upload is corrupt, too big or of an unsupported kind; the worker calls `open_upload`
@@ -9,9 +9,8 @@ What is accepted and how:
 - The pixel count is checked from the header before any pixel is decoded; Pillow's own
   decompression-bomb check is set to the same limit and its warning is an error.
 - Truncated or corrupt data fails at `load()` (Pillow's LOAD_TRUNCATED_IMAGES stays off).
-- EXIF orientation is applied; the ICC profile is kept (the worker passes it to the encoder).
-- 16-bit grayscale PNG stays 16-bit end to end. 16-bit colour PNG is refused: Pillow would
-  silently reduce it to 8 bits, which we will not do behind a client's back.
+- Everything about pixels (modes, EXIF orientation, ICC, 16-bit, the refusal of 16-bit colour
+  PNG) is the one codec's, `service.codec`; this module adds the limits and guards around it.
 """
 
 from __future__ import annotations
@@ -22,27 +21,17 @@ import struct
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from service.codec import (
+    ImageRefusedError,
+    refuse_16bit_colour_png,
+    refuse_unsupported_mode,
+    upright,
+)
 from service.errors import ErrorCode
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
-# Pillow modes the worker knows how to restore and re-encode.
-# 16-bit grayscale as Pillow opens it, depending on version and byte order
-GRAY16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
-SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK"}) | GRAY16_MODES
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG colour types 2 (RGB), 4 (gray + alpha), 6 (RGBA): Pillow reduces these to 8 bits at 16.
-_PNG_COLOUR_TYPES_TRUNCATED_AT_16 = {2: "RGB", 4: "grayscale+alpha", 6: "RGBA"}
-
-
-class UploadError(ValueError):
-    """An upload that cannot be accepted; `code` says why (see service.errors)."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -65,20 +54,6 @@ def configure_pillow(max_pixels: int) -> None:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def _refuse_16bit_colour_png(data: bytes) -> None:
-    # IHDR is the first chunk: signature(8) length(4) "IHDR"(4) width(4) height(4) depth(1) type(1)
-    if not data.startswith(_PNG_SIGNATURE) or len(data) < 26 or data[12:16] != b"IHDR":
-        return
-    bit_depth, colour_type = struct.unpack(">BB", data[24:26])
-    if bit_depth == 16 and colour_type in _PNG_COLOUR_TYPES_TRUNCATED_AT_16:
-        kind = _PNG_COLOUR_TYPES_TRUNCATED_AT_16[colour_type]
-        raise UploadError(
-            ErrorCode.UNSUPPORTED_BIT_DEPTH,
-            f"16-bit {kind} PNG is not supported (it would lose precision); "
-            "send an 8-bit PNG, or 16-bit grayscale, which is kept 16-bit",
-        )
-
-
 def open_upload(data: bytes, max_pixels: int) -> Image.Image:
     """Decode an upload fully, with every check; the image is EXIF-transposed.
 
@@ -87,11 +62,11 @@ def open_upload(data: bytes, max_pixels: int) -> Image.Image:
         max_pixels: largest accepted width * height.
 
     Returns:
-        A loaded Pillow image in one of `SUPPORTED_MODES`; `info["icc_profile"]` holds the
-        ICC profile when the upload had one.
+        A loaded Pillow image in one of `service.codec.SUPPORTED_MODES`;
+        `info["icc_profile"]` holds the ICC profile when the upload had one.
 
     Raises:
-        UploadError: with the code the HTTP API answers with.
+        ImageRefusedError: with the code the HTTP API answers with.
     """
     return _decode(data, max_pixels)[0]
 
@@ -104,44 +79,36 @@ def inspect_upload(data: bytes, max_pixels: int) -> UploadInfo:
 
 def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     if not data:
-        raise UploadError(ErrorCode.INVALID_IMAGE, "the uploaded file is empty")
-    _refuse_16bit_colour_png(data)
+        raise ImageRefusedError(ErrorCode.INVALID_IMAGE, "the uploaded file is empty")
+    refuse_16bit_colour_png(data)
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError as error:
-        raise UploadError(
+        raise ImageRefusedError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, "not a PNG, JPEG or WebP image"
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UploadError(ErrorCode.TOO_MANY_PIXELS, str(error)) from error
+        raise ImageRefusedError(ErrorCode.TOO_MANY_PIXELS, str(error)) from error
     except (OSError, SyntaxError, ValueError, struct.error) as error:
-        raise UploadError(
+        raise ImageRefusedError(
             ErrorCode.INVALID_IMAGE, f"cannot read the image header: {error}"
         ) from error
     width, height = image.size
     if width * height > max_pixels:
-        raise UploadError(
+        raise ImageRefusedError(
             ErrorCode.TOO_MANY_PIXELS,
             f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels}",
         )
-    if image.mode not in SUPPORTED_MODES:
-        raise UploadError(
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            f"images of Pillow mode {image.mode} are not supported",
-        )
+    refuse_unsupported_mode(image)
     image_format = image.format or "unknown"
-    icc_profile = image.info.get("icc_profile")
     try:
-        image.load()
-        transposed = ImageOps.exif_transpose(image)
+        transposed = upright(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UploadError(ErrorCode.TOO_MANY_PIXELS, str(error)) from error
+        raise ImageRefusedError(ErrorCode.TOO_MANY_PIXELS, str(error)) from error
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as error:
-        raise UploadError(
+        raise ImageRefusedError(
             ErrorCode.INVALID_IMAGE, f"corrupt or truncated image: {error}"
         ) from error
-    if icc_profile:
-        transposed.info["icc_profile"] = icc_profile
     return transposed, image_format
 
 

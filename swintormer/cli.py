@@ -52,7 +52,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "gateway",
         "run the gateway alone (Redis and workers run elsewhere; the container default)",
-        "service.gateway_cli",
+        "service.gateway.cli",
     ),
     Subcommand(
         "submit",
@@ -75,7 +75,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "pin the installed runtime dependencies for Dockerfile.gpu",
         "swintormer.lock_cli",
     ),
-    Subcommand("deblur", "restore one image file locally (tiled, any size)", "model.deblur_cli"),
+    Subcommand("deblur", "restore one image file locally (tiled, any size)", "worker.deblur_cli"),
     Subcommand("train", "train a model from a TOML configuration (resumable)", "model.cli.train"),
 )
 

@@ -5,7 +5,7 @@ so that lazy initialisation (CUDA context, kernels, allocator) is paid before th
 and each call restores one image with tiled inference.
 
 Tile batches: a fixed `tile_batch` setting, or (0, the default) sized automatically. On CUDA the
-warm-up measures the peak memory of one and of two tiles, fits `model.tile_memory.TileMemory`
+warm-up measures the peak memory of one and of two tiles, fits `worker.tile_memory.TileMemory`
 to them and gives each job the largest batch whose predicted peak fits `vram_budget_fraction`
 of the GPU for the tile edge the job uses; it then runs that batch once, which checks the
 prediction (an OOM there lowers the budget) and, with `torch_compile`, compiles its shapes
@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,12 +32,11 @@ from torch import Tensor
 
 from model.devices import autocast, resolve_device
 from model.restorer import Restorer, load_restorer
-from model.tile_memory import TileMemory
-from model.tiling import TileSettings, restore_tiled
+from model.tiling import Progress, TileSettings, restore_tiled
 from service.config import Settings
 from service.schemas import DeblurOptions
 from worker.checkpoints import resolve_checkpoint
-from worker.images import to_array, to_tensor
+from worker.tile_memory import TileMemory
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,6 @@ MIN_TILE_PX = 64
 # The automatic batch on the CPU: batching barely changes CPU throughput (bench/model_speed.py
 # measures 2.03x over the released path for one tile, 2.09x for four), it only adds memory.
 CPU_TILE_BATCH = 4
-Progress = Callable[[int, int], None]
 
 
 class OutOfMemoryAtMinimumError(RuntimeError):
@@ -234,7 +232,8 @@ class Runtime:
         """Restore one image.
 
         Args:
-            rgb: (H, W, 3) float32 in [0, 1].
+            rgb: (H, W, C) float32 in [0, 1]: C = 3, or 6 for a dual-pixel network (the
+                two views side by side in channels).
             request: tiling, prior steps and seed.
             progress: called with (tiles done, tiles total) after each batch.
 
@@ -244,7 +243,7 @@ class Runtime:
         Raises:
             OutOfMemoryAtMinimumError: CUDA OOM even at the smallest tiling.
         """
-        image = to_tensor(rgb, self.device)  # (1, 3, H, W)
+        image = to_tensor(rgb, self.device)  # (1, C, H, W)
         oom_retries = 0
         for tiles in self._tilings(request.tiles):
             counted = _TileCounter(progress)
@@ -276,6 +275,16 @@ class Runtime:
             f"out of GPU memory even with one {MIN_TILE_PX}px tile per batch "
             f"after {oom_retries} attempts"
         )
+
+
+def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    """(H, W, C) float32 array -> (1, C, H, W) tensor on `device`."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
+
+
+def to_array(image: Tensor) -> np.ndarray:
+    """(1, 3, H, W) tensor -> (H, W, 3) float32 array in [0, 1] on the CPU."""
+    return image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
 class _TileCounter:

@@ -20,13 +20,14 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from service.codec import ImageRefusedError, decode, encode
 from service.config import Settings
+from service.failures import FailureCode
 from service.jobs import as_utc
 from service.schemas import JobPayload
 from service.storage import Storage
-from service.uploads import UploadError, open_upload
+from service.uploads import open_upload
 from worker import metrics
-from worker.images import decode, encode
 from worker.runtime import OutOfMemoryAtMinimumError, Runtime
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def bind(context: WorkerContext) -> None:
 class JobFailedError(Exception):
     """A job failure with the code the API shows; `final` ones are not retried."""
 
-    def __init__(self, code: str, message: str, final: bool = True) -> None:
+    def __init__(self, code: FailureCode, message: str, final: bool = True) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -65,7 +66,7 @@ class JobFailedError(Exception):
 
 class JobCanceledError(JobFailedError):
     def __init__(self) -> None:
-        super().__init__("canceled", "canceled by the client")
+        super().__init__(FailureCode.CANCELED, "canceled by the client")
 
 
 class _ProgressReporter:
@@ -112,10 +113,10 @@ def deblur(payload: dict[str, Any]) -> dict[str, Any]:
     except JobTimeoutException:
         outcome = "timeout"
         limit = context.settings.job_timeout_s
-        _fail(job, "timeout", f"the job ran over its limit of {limit} s", final=True)
+        _fail(job, FailureCode.TIMEOUT, f"the job ran over its limit of {limit} s", final=True)
         raise
     except Exception as error:
-        _fail(job, "internal_error", f"{type(error).__name__}: {error}", final=False)
+        _fail(job, FailureCode.INTERNAL_ERROR, f"{type(error).__name__}: {error}", final=False)
         raise
     finally:
         metrics.record_job_peak(context.runtime.device)
@@ -123,15 +124,15 @@ def deblur(payload: dict[str, Any]) -> dict[str, Any]:
         metrics.JOB_DURATION.labels(outcome).observe(time.perf_counter() - start)
 
 
-def _outcome_of(code: str) -> str:
-    return {"out_of_memory": "oom", "canceled": "canceled"}.get(code, "invalid")
+def _outcome_of(code: FailureCode) -> str:
+    return {FailureCode.OUT_OF_MEMORY: "oom", FailureCode.CANCELED: "canceled"}.get(code, "invalid")
 
 
-def _fail(job: Job, code: str, message: str, final: bool) -> None:
+def _fail(job: Job, code: FailureCode, message: str, final: bool) -> None:
     log.warning("job %s failed: %s: %s", job.id, code, message)
     if final:
         job.retries_left = 0  # RQ reads this from the same Job object when it handles the failure
-    job.meta["error"] = {"code": code, "message": message}
+    job.meta["error"] = {"code": code.value, "message": message}
     job.save_meta()
 
 
@@ -141,17 +142,19 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         raise JobCanceledError()
     data = storage.get_input(job.id)
     if data is None:
-        raise JobFailedError("input_expired", "the uploaded image expired before a worker took it")
+        raise JobFailedError(
+            FailureCode.INPUT_EXPIRED, "the uploaded image expired before a worker took it"
+        )
     try:
         decoded = decode(open_upload(data, settings.max_pixels))
-    except UploadError as error:
-        raise JobFailedError(error.code.value, error.message) from error
+    except ImageRefusedError as error:
+        raise JobFailedError(FailureCode.of_upload(error.code), error.message) from error
 
     request = context.runtime.request_for(payload.options)
     try:
         outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
     except OutOfMemoryAtMinimumError as error:
-        raise JobFailedError("out_of_memory", str(error)) from error
+        raise JobFailedError(FailureCode.OUT_OF_MEMORY, str(error)) from error
     metrics.OOM_RETRIES.inc(outcome.oom_retries)
 
     encoded, mode = encode(

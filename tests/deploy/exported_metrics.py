@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.deploy.checkers import ROOT
 
-EXPORTERS = (ROOT / "service" / "metrics.py", ROOT / "worker" / "metrics.py")
+EXPORTERS = (ROOT / "service" / "gateway" / "metrics.py", ROOT / "worker" / "metrics.py")
 
 # class name -> suffixes of the series it exposes ("" is the bare name)
 _SERIES_SUFFIXES: dict[str, tuple[str, ...]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from service.app import create_app
 from service.config import Settings
+from service.gateway.app import create_app
 from service.redis_server import EmbeddedRedis
 from tests import sample_images
 

@@ -1,6 +1,10 @@
-"""The dependency rules of the layout: the gateway never loads torch; `model` stays pure; the
-model's deployable core (`model/*.py`) imports nothing of its workshop (data, training,
-evaluation, command front ends)."""
+"""The dependency rules of the layout.
+
+The service never loads torch; the worker imports only the contract at the service's root,
+never the gateway; that contract imports no web framework; `model` stays pure, and its
+deployable core (`model/*.py`) imports nothing of its workshop (data, training, evaluation,
+command front ends).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_MODEL = {"redis", "rq", "fastapi", "starlette", "uvicorn", "service", "worker"}
+# what only the gateway may import: the worker and the shared contract stay free of them
+WEB_FRAMEWORKS = {"fastapi", "starlette", "uvicorn"}
 
 
 def _modules_loaded_by(script: str) -> set[str]:
@@ -22,14 +28,51 @@ def _modules_loaded_by(script: str) -> set[str]:
     return set(result.stderr.split())
 
 
-def test_gateway_package_never_imports_torch() -> None:
-    service_dir = ROOT / "service"
-    names = sorted("service." + path.stem for path in service_dir.glob("*.py"))
-    names += sorted(
-        "service.routes." + path.stem for path in (ROOT / "service" / "routes").glob("*.py")
-    )
-    loaded = _modules_loaded_by("\n".join(f"import {name}" for name in ["service", *names]))
+def _module_name(path: Path) -> str:
+    """`service/gateway/routes/jobs.py` -> `service.gateway.routes.jobs` (a package: its name)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The absolute module names `path` imports (`import a.b`, `from a.b import c`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_service_package_never_imports_torch() -> None:
+    names = sorted(_module_name(path) for path in (ROOT / "service").rglob("*.py"))
+    assert "service.gateway.routes.jobs" in names
+    loaded = _modules_loaded_by("\n".join(f"import {name}" for name in names))
     assert "torch" not in loaded
+
+
+def test_worker_imports_only_the_contract_at_the_service_root() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}: imports {name}"
+        for path in sorted((ROOT / "worker").rglob("*.py"))
+        for name in _imported_modules(path)
+        if name.startswith("service.gateway") or name.split(".")[0] in WEB_FRAMEWORKS
+    ]
+    assert offences == []
+
+
+def test_contract_never_imports_the_gateway_or_a_web_framework() -> None:
+    contract = [
+        path for path in sorted((ROOT / "service").glob("*.py")) if not path.stem.endswith("_cli")
+    ]
+    offences = [
+        f"{path.name}: imports {name}"
+        for path in contract
+        for name in _imported_modules(path)
+        if name.startswith("service.gateway") or name.split(".")[0] in WEB_FRAMEWORKS
+    ]
+    assert offences == []
 
 
 def test_cli_help_never_imports_torch() -> None:

@@ -17,7 +17,6 @@ from torch import Tensor
 from model.config import preset
 from model.restorer import Restorer, save_restorer
 from model.swintormer import Swintormer
-from model.tile_memory import TileMemory
 from model.tiling import TileSettings
 from service.config import Settings
 from service.schemas import DeblurOptions
@@ -28,7 +27,10 @@ from worker.runtime import (
     RestoreRequest,
     Runtime,
     smaller_tiles,
+    to_array,
+    to_tensor,
 )
+from worker.tile_memory import TileMemory
 
 
 class MemoryBoundRuntime(Runtime):
@@ -204,3 +206,10 @@ def test_warmup_sizes_tile_batches_from_measured_cuda_memory(tmp_path: Path) -> 
     measured = runtime._peak_bytes(4, 128)
     predicted = runtime.tile_memory.peak_bytes(4, 128)
     assert abs(measured - predicted) < 0.25 * measured
+
+
+def test_tensor_conversion_round_trip() -> None:
+    rgb = np.random.default_rng(0).random((5, 7, 3), dtype=np.float32)
+    tensor = to_tensor(rgb, torch.device("cpu"))
+    assert tuple(tensor.shape) == (1, 3, 5, 7)
+    assert np.array_equal(to_array(tensor), rgb)

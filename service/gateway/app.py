@@ -11,13 +11,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
-from service.body_limit import BodyLimitMiddleware
 from service.config import Settings
-from service.errors import install_error_handlers
+from service.gateway.api_errors import install_error_handlers
+from service.gateway.body_limit import BodyLimitMiddleware
+from service.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware
+from service.gateway.routes import deblur, health, jobs
+from service.gateway.routes import metrics as metrics_route
 from service.jobs import make_queue
-from service.metrics import GatewayMetrics, RequestMetricsMiddleware
-from service.routes import deblur, health, jobs
-from service.routes import metrics as metrics_route
 from service.uploads import configure_pillow
 from swintormer import __version__
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.tile_memory import TileMemory
+from worker.tile_memory import TileMemory
 
 MIB = 2**20
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import redis
 from fastapi import APIRouter
 
-from service.deps import QueueDep, RedisDep
-from service.errors import ApiError, ErrorCode, error_responses
+from service.errors import ErrorCode
+from service.gateway.api_errors import ApiError, error_responses
+from service.gateway.deps import QueueDep, RedisDep
 from service.jobs import ready_workers
 from service.schemas import Health, Readiness
 

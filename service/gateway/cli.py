@@ -12,8 +12,8 @@ import sys
 
 import uvicorn
 
-from service.app import create_app
 from service.config import Settings
+from service.gateway.app import create_app
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

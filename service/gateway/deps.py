@@ -11,8 +11,9 @@ from fastapi.security import APIKeyHeader
 from rq import Queue
 
 from service.config import Settings
-from service.errors import ApiError, ErrorCode
-from service.metrics import GatewayMetrics
+from service.errors import ErrorCode
+from service.gateway.api_errors import ApiError
+from service.gateway.metrics import GatewayMetrics
 from service.storage import Storage
 
 

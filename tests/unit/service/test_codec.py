@@ -1,4 +1,4 @@
-"""Worker codecs: every supported input kind comes back with its size, mode, alpha and ICC."""
+"""The codec: every supported input kind comes back with its size, mode, alpha and ICC."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from service.codec import decode, encode, output_mode
 from service.schemas import OutputFormat
 from service.uploads import open_upload
 from tests import sample_images
-from worker.images import decode, encode, output_mode, to_array, to_tensor
 
 MAX_PIXELS = 10_000_000
 
@@ -98,10 +97,3 @@ def test_exif_rotation_is_applied() -> None:
 )
 def test_output_modes(mode: str, output_format: OutputFormat, expected: str) -> None:
     assert output_mode(mode, output_format) == expected
-
-
-def test_tensor_conversion_round_trip() -> None:
-    rgb = np.random.default_rng(0).random((5, 7, 3), dtype=np.float32)
-    tensor = to_tensor(rgb, torch.device("cpu"))
-    assert tuple(tensor.shape) == (1, 3, 5, 7)
-    assert np.array_equal(to_array(tensor), rgb)

@@ -14,7 +14,8 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ErrorCode, error_response
+from service.errors import ErrorCode
+from service.gateway.api_errors import error_response
 
 
 class BodyLimitMiddleware:

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from service.config import Settings
-from service.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
-from service.errors import ApiError, ErrorCode, error_responses
+from service.errors import ErrorCode
+from service.gateway.api_errors import ApiError, error_responses
+from service.gateway.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
 from service.jobs import fetch_job, job_view, reap_abandoned
 from service.schemas import MEDIA_TYPES, TERMINAL, JobStatus, JobView, OutputFormat
 from service.storage import Storage

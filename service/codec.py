@@ -1,0 +1,209 @@
+"""The one image codec: encoded bytes -> `DecodedImage` (float RGB + what is carried) -> bytes.
+
+Used by the upload validator (`service.uploads`, which adds the gateway's limits and bomb
+guards), the worker and the local `swintormer deblur`, so the service and the local command
+return the same pixels for the same file. Pillow and numpy only: the gateway imports it.
+
+The network restores RGB in [0, 1]. What is not RGB is carried around it and put back:
+- EXIF orientation is applied on decoding (the result is stored upright, without the tag);
+- alpha is split off before restoration and re-attached unchanged;
+- grayscale (`L`, `1`) is restored as gray RGB and returned as `L`;
+- 16-bit grayscale (`I;16`, `I`) is restored at full precision and returned as 16-bit PNG
+  (JPEG and WebP cannot hold 16 bits: those outputs are 8-bit `L`);
+- 16-bit colour PNG is refused: Pillow would silently reduce it to 8 bits;
+- CMYK is restored in RGB (Pillow's conversion) and returned as CMYK when the output is
+  JPEG, as RGB otherwise (PNG and WebP have no CMYK); its ICC profile, which describes CMYK,
+  is only kept on CMYK output;
+- palette images are restored in RGB(A) and returned as RGB(A), not re-quantised.
+The ICC profile of the upload is passed to the encoder, so colours keep their meaning.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from service.errors import ErrorCode
+from service.schemas import OutputFormat
+
+# 16-bit grayscale as Pillow opens it, depending on version and byte order
+GRAY16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
+# Pillow modes the codec restores and re-encodes
+SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK"}) | GRAY16_MODES
+_PIL_FORMAT = {OutputFormat.PNG: "PNG", OutputFormat.JPEG: "JPEG", OutputFormat.WEBP: "WEBP"}
+_SUFFIX_FORMAT = {
+    ".png": OutputFormat.PNG,
+    ".jpg": OutputFormat.JPEG,
+    ".jpeg": OutputFormat.JPEG,
+    ".webp": OutputFormat.WEBP,
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour types 2 (RGB), 4 (gray + alpha), 6 (RGBA): Pillow reduces these to 8 bits at 16.
+_PNG_COLOUR_TYPES_TRUNCATED_AT_16 = {2: "RGB", 4: "grayscale+alpha", 6: "RGBA"}
+
+
+class ImageRefusedError(ValueError):
+    """An image the codec will not take; `code` is the API's error code for it."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image split into what the network restores and what is carried around it."""
+
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    alpha: np.ndarray | None  # (H, W) uint8, unchanged from the input
+    mode: str  # the input's Pillow mode
+    icc_profile: bytes | None
+
+
+def refuse_16bit_colour_png(data: bytes) -> None:
+    """Raise `ImageRefusedError` for a 16-bit colour PNG, read from its header alone."""
+    # IHDR is the first chunk: signature(8) length(4) "IHDR"(4) width(4) height(4) depth(1) type(1)
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 26 or data[12:16] != b"IHDR":
+        return
+    bit_depth, colour_type = struct.unpack(">BB", data[24:26])
+    if bit_depth == 16 and colour_type in _PNG_COLOUR_TYPES_TRUNCATED_AT_16:
+        kind = _PNG_COLOUR_TYPES_TRUNCATED_AT_16[colour_type]
+        raise ImageRefusedError(
+            ErrorCode.UNSUPPORTED_BIT_DEPTH,
+            f"16-bit {kind} PNG is not supported (it would lose precision); "
+            "send an 8-bit PNG, or 16-bit grayscale, which is kept 16-bit",
+        )
+
+
+def refuse_unsupported_mode(image: Image.Image) -> None:
+    """Raise `ImageRefusedError` for a Pillow mode outside `SUPPORTED_MODES`."""
+    if image.mode not in SUPPORTED_MODES:
+        raise ImageRefusedError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            f"images of Pillow mode {image.mode} are not supported",
+        )
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Load an opened image and apply its EXIF orientation, keeping its ICC profile.
+
+    Raises whatever Pillow raises for corrupt or truncated data (OSError, SyntaxError,
+    ValueError, struct.error, EOFError) and its decompression-bomb error.
+    """
+    icc_profile = image.info.get("icc_profile")
+    image.load()
+    transposed = ImageOps.exif_transpose(image)
+    if icc_profile:
+        transposed.info["icc_profile"] = icc_profile
+    return transposed
+
+
+def read_file(path: Path) -> Image.Image:
+    """Open a local image file (any format Pillow reads) under the codec's rules, upright.
+
+    Pillow's own decompression-bomb limit applies; the service's stricter upload limits are
+    `service.uploads.open_upload`'s.
+
+    Raises:
+        ImageRefusedError: 16-bit colour PNG or an unsupported mode.
+    """
+    data = path.read_bytes()
+    refuse_16bit_colour_png(data)
+    with Image.open(io.BytesIO(data)) as opened:
+        refuse_unsupported_mode(opened)
+        return upright(opened)
+
+
+def decode(image: Image.Image) -> DecodedImage:
+    """Split a loaded, upright Pillow image (see `upright`) for restoration."""
+    mode = image.mode
+    icc = image.info.get("icc_profile") or None
+    alpha: np.ndarray | None = None
+    if mode in GRAY16_MODES:
+        gray = np.asarray(image, dtype=np.float32) / 65535.0  # (H, W)
+        rgb = np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
+        return DecodedImage(rgb, None, mode, icc)
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    if image.mode in ("RGBA", "LA"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.uint8).copy()
+    rgb_image = image.convert("RGB")  # L, 1, LA, RGBA, CMYK -> RGB
+    rgb = np.asarray(rgb_image, dtype=np.float32) / 255.0
+    return DecodedImage(rgb, alpha, mode, icc)
+
+
+def output_mode(input_mode: str, output_format: OutputFormat) -> str:
+    """The Pillow mode of the result for an input mode and output format."""
+    if input_mode in GRAY16_MODES:
+        return "I;16" if output_format is OutputFormat.PNG else "L"
+    if input_mode in ("1", "L"):
+        return "L"
+    if input_mode == "LA" and output_format is OutputFormat.PNG:
+        return "LA"
+    if input_mode == "CMYK":
+        return "CMYK" if output_format is OutputFormat.JPEG else "RGB"
+    if input_mode in ("RGBA", "PA", "LA"):
+        return _drop_alpha_if_jpeg("RGBA", output_format)
+    return "RGB"
+
+
+def _drop_alpha_if_jpeg(mode: str, output_format: OutputFormat) -> str:
+    # JPEG has no alpha channel: the restored colours are returned without it
+    return "RGB" if output_format is OutputFormat.JPEG else mode
+
+
+def format_for_suffix(path: Path) -> OutputFormat | None:
+    """The output format a file name asks for (`.png`, `.jpg`/`.jpeg`, `.webp`), else None."""
+    return _SUFFIX_FORMAT.get(path.suffix.lower())
+
+
+def encode(
+    restored: np.ndarray,
+    decoded: DecodedImage,
+    output_format: OutputFormat,
+    quality: int = 95,
+    png_compress_level: int = 1,
+) -> tuple[bytes, str]:
+    """Encode a restored image the way its input was (see the module docstring).
+
+    Args:
+        restored: (H, W, 3) float32 in [0, 1], the network's output for `decoded.rgb`.
+        decoded: the input it was restored from (alpha, mode, ICC profile).
+        output_format: PNG, JPEG or WebP.
+        quality: JPEG/WebP quality, 1..100.
+        png_compress_level: zlib level for PNG (1 is ~2x faster than 6 for a few % size).
+
+    Returns:
+        The encoded bytes and the Pillow mode they hold.
+    """
+    mode = output_mode(decoded.mode, output_format)
+    clipped = np.clip(restored, 0.0, 1.0)
+    if mode == "I;16":
+        gray16 = np.rint(clipped.mean(axis=2) * 65535.0).astype(np.uint16)
+        image = Image.fromarray(gray16)
+    else:
+        image = Image.fromarray(np.rint(clipped * 255.0).astype(np.uint8), "RGB")
+        if mode in ("L", "LA"):
+            image = image.convert("L")
+        elif mode == "CMYK":
+            image = image.convert("CMYK")
+        if mode in ("LA", "RGBA") and decoded.alpha is not None:
+            image.putalpha(Image.fromarray(decoded.alpha, "L"))
+    params: dict[str, object] = {}
+    keep_icc = decoded.icc_profile is not None and (decoded.mode != "CMYK" or mode == "CMYK")
+    if keep_icc:
+        params["icc_profile"] = decoded.icc_profile
+    if output_format is OutputFormat.PNG:
+        params["compress_level"] = png_compress_level
+    else:
+        params["quality"] = quality
+    buffer = io.BytesIO()
+    image.save(buffer, _PIL_FORMAT[output_format], **params)
+    return buffer.getvalue(), image.mode

@@ -1,0 +1,143 @@
+"""Accepting one submission: check the options, validate the upload, deduplicate, enqueue.
+
+The algorithm behind `POST /deblur`, kept out of the route so the route only moves HTTP in
+and out (and counts outcomes) and the rules read in one place:
+
+1. options over this server's limits and malformed Idempotency-Keys are refused (422);
+2. the upload is validated by decoding it (`service.uploads.inspect_upload`);
+3. an Idempotency-Key is claimed atomically: the same key with the same request answers with
+   the job it created, the same key with another request is refused;
+4. a full queue is refused with Retry-After (a claimed key is released again);
+5. the bytes are stored and the job enqueued (`service.jobs.enqueue`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rq import Queue
+
+from service.codec import ImageRefusedError
+from service.config import Settings
+from service.errors import ErrorCode
+from service.gateway.api_errors import ApiError
+from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
+from service.schemas import DeblurOptions, JobAccepted, JobPayload, JobStatus
+from service.storage import IdempotencyRecord, Storage
+from service.uploads import inspect_upload, safe_stem
+
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One `POST /deblur` as received: the file, its name, the options and the optional key."""
+
+    data: bytes
+    filename: str | None
+    options: DeblurOptions
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The 202 body, and whether this request created the job (False: a keyed retry)."""
+
+    accepted: JobAccepted
+    is_new: bool
+
+
+def request_fingerprint(data: bytes, options: DeblurOptions) -> str:
+    """What makes two submissions 'the same request' for an Idempotency-Key."""
+    digest = hashlib.sha256(data)
+    digest.update(options.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+def accept_submission(
+    submission: Submission, settings: Settings, queue: Queue, storage: Storage
+) -> Receipt:
+    """Validate, deduplicate and enqueue one submission (see the module docstring).
+
+    Raises:
+        ApiError: with the code the API answers with.
+    """
+    _check_options(submission, settings)
+    try:
+        info = inspect_upload(submission.data, settings.max_pixels)
+    except ImageRefusedError as error:
+        raise ApiError(error.code, error.message) from error
+
+    job_id = uuid.uuid4().hex
+    key = submission.idempotency_key
+    if key is not None:
+        claim = IdempotencyRecord(job_id, request_fingerprint(submission.data, submission.options))
+        existing = storage.claim_idempotency_key(key, claim, settings.idempotency_ttl_s)
+        if existing is not None:
+            if existing.fingerprint != claim.fingerprint:
+                raise ApiError(
+                    ErrorCode.IDEMPOTENCY_KEY_MISMATCH,
+                    "this Idempotency-Key was used for a different request",
+                )
+            if fetch_job(queue, existing.job_id) is None and not storage.is_known(existing.job_id):
+                raise ApiError(
+                    ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+                    "a request with this Idempotency-Key is still being processed",
+                    {"Retry-After": "1"},
+                )
+            return Receipt(_accepted(queue, storage, settings, existing.job_id), is_new=False)
+    if queue.count >= settings.max_queue_depth:
+        if key is not None:
+            storage.release_idempotency_key(key)
+        raise ApiError(
+            ErrorCode.QUEUE_FULL,
+            f"{settings.max_queue_depth} jobs are waiting; retry later",
+            {"Retry-After": str(settings.retry_after_s)},
+        )
+    payload = JobPayload(
+        options=submission.options,
+        filename=safe_stem(submission.filename),
+        width=info.width,
+        height=info.height,
+        mode=info.mode,
+    )
+    enqueue(queue, storage, settings, job_id, payload, submission.data)
+    return Receipt(_accepted(queue, storage, settings, job_id), is_new=True)
+
+
+def _check_options(submission: Submission, settings: Settings) -> None:
+    """Refuse options over this server's limits and a malformed Idempotency-Key (422)."""
+    options, key = submission.options, submission.idempotency_key
+    if options.tile_px is not None and options.tile_px > settings.max_tile_px:
+        raise ApiError(
+            ErrorCode.INVALID_OPTIONS, f"tile_px: at most {settings.max_tile_px} on this server"
+        )
+    if options.prior_steps is not None and options.prior_steps > settings.max_prior_steps:
+        raise ApiError(
+            ErrorCode.INVALID_OPTIONS,
+            f"prior_steps: at most {settings.max_prior_steps} on this server",
+        )
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise ApiError(
+            ErrorCode.INVALID_OPTIONS,
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters",
+        )
+
+
+def _accepted(queue: Queue, storage: Storage, settings: Settings, job_id: str) -> JobAccepted:
+    job = fetch_job(queue, job_id)
+    if job is None:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} has expired")
+    status = public_status(job, storage)
+    return JobAccepted(
+        id=job_id,
+        status=status,
+        status_url=f"/jobs/{job_id}",
+        result_url=f"/jobs/{job_id}/result",
+        created_at=as_utc(job.created_at) or datetime.now(UTC),
+        expires_at=expires_at(job, settings),
+        queue_position=queue.get_job_position(job_id) if status is JobStatus.QUEUED else None,
+    )

@@ -1,0 +1,141 @@
+"""`swintormer deblur`: restore one image file locally: the worker's runtime without Redis.
+
+The same path as a job of the service: the one codec (`service.codec`: EXIF orientation
+applied, alpha and ICC kept, grey returned grey, 16-bit grey kept 16-bit in PNG, CMYK back to
+CMYK in JPEG), the worker's `Runtime` (tiled, the prior seeded per tile, smaller tiles on a
+CUDA out-of-memory error) and the same defaults (`service.config.Settings`, so `SWINTORMER_*`
+variables apply as they do to a worker). The same file, options and seed give the same pixels
+as the service. The output format follows the output's suffix (`.png`, `.jpg`/`.jpeg`,
+`.webp`). A dual-pixel (6-channel) network also needs the other view: `--left-view`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from model.checkpoint import CheckpointError
+from model.devices import PRECISIONS
+from model.tiling import Blend
+from service.codec import ImageRefusedError, decode, encode, format_for_suffix, read_file
+from service.config import Settings
+from service.schemas import DeblurOptions
+from swintormer.files import write_atomically
+from swintormer.progress_bar import draw_progress, end_progress
+from worker.checkpoints import CheckpointMissingError
+from worker.runtime import Runtime
+
+# command-line option -> the worker setting it overrides
+SETTING_OF_OPTION = {
+    "checkpoint": "checkpoint",
+    "device": "device",
+    "precision": "precision",
+    "tile_px": "tile_px",
+    "overlap_px": "tile_overlap_px",
+    "batch": "tile_batch",
+}
+
+
+class DeblurError(Exception):
+    """Something the user must be told; the message is complete."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `swintormer deblur`; unset ones take the worker's settings."""
+    parser.add_argument("image", type=Path, help="blurry image (any format Pillow reads)")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="restored image: .png, .jpg or .webp"
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="safetensors checkpoint (default: the shipped weights)"
+    )
+    parser.add_argument(
+        "--left-view", type=Path, help="the other dual-pixel view, for 6-channel networks"
+    )
+    parser.add_argument("--device", help="torch device (default: SWINTORMER_DEVICE, auto)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), help="autocast precision on CUDA")
+    parser.add_argument("--tile-px", type=int, help="tile edge (default: SWINTORMER_TILE_PX)")
+    parser.add_argument("--overlap-px", type=int, help="tile overlap in pixels (even)")
+    parser.add_argument("--batch", type=int, help="tiles per forward (0: automatic)")
+    parser.add_argument("--blend", choices=[b.value for b in Blend], default=Blend.FEATHER.value)
+    parser.add_argument("--prior-steps", type=int, help="prior sampling steps (default: all)")
+    parser.add_argument("--seed", type=int, help="seed of the prior's sampler")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
+
+
+def deblur(args: argparse.Namespace) -> tuple[int, int]:
+    """Restore `args.image` into `args.output`; return the image's width and height.
+
+    Raises:
+        DeblurError: bad options, checkpoint or input.
+    """
+    output_format = format_for_suffix(args.output)
+    if output_format is None:
+        raise DeblurError(f"{args.output}: the output must end in .png, .jpg, .jpeg or .webp")
+    overrides = {
+        setting: getattr(args, option)
+        for option, setting in SETTING_OF_OPTION.items()
+        if getattr(args, option) is not None
+    }
+    try:
+        settings = Settings(**overrides)
+        options = DeblurOptions(
+            output_format=output_format,
+            quality=args.quality,
+            prior_steps=args.prior_steps,
+            seed=args.seed,
+        )
+        decoded = decode(read_file(args.image))
+        views = [decoded.rgb]
+        if args.left_view is not None:
+            views.append(decode(read_file(args.left_view)).rgb)
+    except ValidationError as error:
+        raise DeblurError(_first_problem(error)) from error
+    except (ImageRefusedError, OSError) as error:
+        raise DeblurError(str(error)) from error
+    if len(views) == 2 and views[1].shape != views[0].shape:
+        raise DeblurError(f"views differ in size: {views[0].shape} vs {views[1].shape}")
+
+    runtime = Runtime(settings)
+    try:
+        runtime.setup()
+        request = runtime.request_for(options)
+        request = replace(request, tiles=replace(request.tiles, blend=Blend(args.blend)))
+    except (CheckpointError, CheckpointMissingError, ValueError) as error:
+        raise DeblurError(str(error)) from error
+    assert runtime.restorer is not None
+    if runtime.restorer.network.config.in_channels != 3 * len(views):
+        raise DeblurError(
+            "this is a dual-pixel network: pass --left-view"
+            if len(views) == 1
+            else "--left-view is for dual-pixel (6-channel) networks only"
+        )
+    outcome = runtime(np.concatenate(views, axis=2), request, draw_progress)
+    end_progress()
+    encoded, _ = encode(
+        outcome.rgb, decoded, output_format, options.quality, settings.png_compress_level
+    )
+    write_atomically(args.output, encoded)
+    height, width = outcome.rgb.shape[:2]
+    return width, height
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{where}: {problem.get('msg', 'invalid')}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Restore `args.image` into `args.output`; 1 on a bad option, checkpoint or input."""
+    try:
+        width, height = deblur(args)
+    except DeblurError as error:
+        print(f"swintormer deblur: {error}")
+        return 1
+    print(f"wrote {args.output} ({width}x{height})")
+    return 0
