@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 import torch
 
-from model.config import PRESETS, preset
-from model.prior import LatentPrior, PriorConfig
+from model.config import PRESETS, PriorConfig, preset
+from model.prior import LatentPrior
 from model.profile import prior_cost, profile_network
 from model.restorer import DEFAULT_SEED, Restorer
 from model.swintormer import Swintormer, pad_to_multiple

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.config import PRESETS, preset
-from model.prior import LatentPrior, PriorConfig
+from model.config import PRESETS, PriorConfig, preset
+from model.prior import LatentPrior
 from model.restorer import Restorer, save_restorer
 from model.swintormer import Swintormer
 from service.config import Settings

@@ -272,7 +272,8 @@ class ModelConfig:
     Validated once, here, so that no caller wires the parts together by hand:
     - with a prior, the network's FiLM hook takes the prior's latent
       (`network.cond_channels == prior.latent_channels`) and the prior reads what the network
-      reads (`prior.in_channels == network.in_channels`); without one the hook is absent;
+      reads (`prior.in_channels == network.in_channels`); without one the hook, if any, is
+      unused (`compose` leaves it out);
     - with the front end, the network reads its blend beside the blurry image: 6 channels.
     """
 
@@ -294,8 +295,6 @@ class ModelConfig:
                     f"the network takes {net.in_channels} input channels, the prior "
                     f"{prior.in_channels}"
                 )
-        elif net.cond_channels:
-            problems.append(f"cond_channels is {net.cond_channels} but there is no prior")
         if self.defocus is not None and net.in_channels != 2 * 3:
             problems.append(
                 f"with the defocus front end the network reads blend + blurry (6 channels), "

@@ -18,7 +18,8 @@ whole-image output near tile seams. Measured for the `tiny` preset with random w
 FEATHER (mean 0.0014 with UNIFORM); test_tiling.py asserts max < 0.1 and mean < 0.002.
 
 Memory: besides the input and the output, only the current batch of tiles and a float64
-accumulator of one tile row (3 x tile x W) are held, so peak memory is flat in the image size.
+accumulator of one tile row (channels x tile x W) are held, so peak memory is flat in the image
+size.
 Accumulating in float64 makes the identity function come back bit-exact.
 """
 
@@ -142,17 +143,20 @@ def restore_tiled(
     image: Tensor,
     settings: TileSettings,
     progress: Progress | None = None,
+    out_channels: int = 3,
 ) -> Tensor:
     """Apply `fn` tile by tile and blend the tiles back into one image.
 
     Args:
-        fn: maps a batch of tiles (N, C, t, t) to (N, 3, t, t), e.g. a network in eval mode.
+        fn: maps a batch of tiles (N, C, t, t) to (N, out_channels, t, t), e.g. a network in
+            eval mode (or restored image and defocus map stacked, 3 + 1 channels).
         image: (1, C, H, W), any H and W (reflect-padded up to one tile when smaller).
         settings: tile size, overlap, batch size and blending.
         progress: called as progress(tiles done, tiles total) after each batch.
+        out_channels: channels of `fn`'s output.
 
     Returns:
-        (1, 3, H, W), the dtype of `image`.
+        (1, out_channels, H, W), the dtype of `image`.
     """
     if image.dim() != 4 or image.shape[0] != 1:
         raise ValueError(f"expected one image (1, C, H, W), got {tuple(image.shape)}")
@@ -170,13 +174,13 @@ def restore_tiled(
         zip(cols, _axis_weights(cols, tile, Wp, settings).to(image.device), strict=True)
     )
 
-    output = torch.empty(1, 3, H, W, dtype=image.dtype, device=image.device)
-    band = torch.zeros(3, tile, Wp, dtype=torch.float64, device=image.device)
+    output = torch.empty(1, out_channels, H, W, dtype=image.dtype, device=image.device)
+    band = torch.zeros(out_channels, tile, Wp, dtype=torch.float64, device=image.device)
     band_y0 = 0  # image row of band[:, 0]
     for first in range(0, len(tiles), settings.batch):
         batch = tiles[first : first + settings.batch]
         crops = torch.cat([padded[..., t.y0 : t.y1, t.x0 : t.x1] for t in batch])
-        restored = _run_batch(fn, crops)  # (N, 3, t, t)
+        restored = _run_batch(fn, crops)  # (N, out_channels, t, t)
         for box, result in zip(batch, restored, strict=True):
             if box.y0 > band_y0:  # a new tile row: the rows above it are final
                 band_y0 = _flush(band, band_y0, box.y0, output)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from model.config import preset
-from model.prior import LatentPrior, PriorConfig
+from model.config import PriorConfig, preset
+from model.prior import LatentPrior
 from model.restorer import Restorer, save_restorer
 from model.swintormer import Swintormer
 

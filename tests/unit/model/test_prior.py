@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from model.prior import LatentPrior, PriorConfig, PriorEncoderGT, PriorEncoderLQ
+from model.config import PriorConfig
+from model.prior import LatentPrior, PriorEncoderGT, PriorEncoderLQ
 
 TINY = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=1)
 

@@ -1,17 +1,21 @@
-"""Restorer: prior on/off, determinism, checkpoint round trip, per-tile prior under tiling."""
+"""Restorer: prior on/off, front end, determinism, checkpoint round trip (formats 1 and 2),
+per-tile prior under tiling."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from model.checkpoint import CheckpointError, save_checkpoint
-from model.config import preset
-from model.prior import LatentPrior, PriorConfig
-from model.restorer import Restorer, load_restorer, save_restorer
+from model.config import PriorConfig, model_preset, preset
+from model.prior import LatentPrior
+from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
 from model.swintormer import Swintormer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,13 +96,6 @@ def test_tiled_output_does_not_depend_on_the_tile_batch_size() -> None:
     torch.testing.assert_close(one, three, rtol=0, atol=1e-5)
 
 
-def test_prior_and_network_agree_on_the_latent_stride() -> None:
-    import model.prior
-    import model.swintormer
-
-    assert model.prior.LATENT_STRIDE == model.swintormer.LATENT_STRIDE == 16
-
-
 def test_mismatched_prior_is_rejected() -> None:
     with pytest.raises(ValueError, match="cond_channels"):
         Restorer(_tiny_network(8), LatentPrior(PRIOR))
@@ -133,12 +130,63 @@ def test_checkpoint_with_wrong_prior_weights_names_the_keys(tmp_path: Path) -> N
     assert restorer.prior is not None
     path = tmp_path / "bad.safetensors"
     bigger = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=2)
-    save_checkpoint(path, restorer.network, restorer.prior, bigger.to_dict())
+    save_checkpoint(path, restorer.state_dict(), replace(restorer.config, prior=bigger))
     with pytest.raises(CheckpointError, match=r"missing keys .*denoiser\.blocks\.1"):
         load_restorer(path)
-    save_checkpoint(path, restorer.network, restorer.prior, None)
-    with pytest.raises(CheckpointError, match="only its weights"):
+    save_checkpoint(path, restorer.state_dict(), replace(restorer.config, prior=None))
+    with pytest.raises(CheckpointError, match=r"unexpected keys .*prior\."):
         load_restorer(path)
+
+
+def test_format_1_checkpoints_still_load(tmp_path: Path) -> None:
+    """Files written before the defocus front end (network + prior configs apart) load as is."""
+    restorer = _restorer()
+    assert restorer.prior is not None
+    path = tmp_path / "v1.safetensors"
+    metadata = {
+        "format_version": "1",
+        "architecture": json.dumps(restorer.network.config.to_dict()),
+        "prior": json.dumps(restorer.prior.config.to_dict()),
+        "provenance": "{}",
+    }
+    state = {k: v.contiguous() for k, v in restorer.state_dict().items()}
+    save_file(state, str(path), metadata=metadata)
+    loaded = load_restorer(path)
+    assert loaded.config == restorer.config
+    blurry = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(loaded(blurry), restorer(blurry))
+
+
+def test_front_end_model_round_trips_and_reports_its_defocus_map(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    restorer = build_restorer(model_preset("tiny-defocus")).eval()
+    path = tmp_path / "defocus.safetensors"
+    save_restorer(path, restorer)
+    loaded = load_restorer(path)
+    assert loaded.config == restorer.config
+    blurry = torch.rand(2, 3, 40, 52)
+    with torch.no_grad():
+        ours, theirs = restorer.run(blurry, seed=3), loaded.run(blurry, seed=3)
+    assert torch.equal(ours.restored, theirs.restored)
+    assert ours.restored.shape == (2, 3, 40, 52)
+    assert ours.radius_px is not None
+    assert ours.radius_px.shape == (2, 1, 40, 52)
+    radii = restorer.config.defocus.radii_px if restorer.config.defocus else ()
+    assert 0.0 <= float(ours.radius_px.min()) <= float(ours.radius_px.max()) <= max(radii)
+
+
+def test_front_end_feeds_the_blend_first_so_the_residual_lands_on_it() -> None:
+    """With a zeroed output head the network returns its first input channels: the blend."""
+    torch.manual_seed(0)
+    restorer = build_restorer(replace(model_preset("tiny-defocus"), prior=None)).eval()
+    for param in restorer.network.output.parameters():
+        torch.nn.init.zeros_(param)
+    blurry = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        front = restorer.front(blurry)
+        assert front is not None
+        assert torch.allclose(restorer.restore(blurry), front.blend, atol=1e-6)
 
 
 def test_prior_runs_per_tile_under_restore_tiled() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.config import preset
-from model.prior import PriorConfig
+from model.config import PriorConfig, preset
 from model.profile import prior_cost
 from swintormer.cli import main
 

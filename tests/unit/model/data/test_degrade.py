@@ -13,13 +13,12 @@ from model.data.degrade import (
     composite_defocus,
     convolve,
     degrade_scene,
-    disk_psf,
-    dual_pixel_psfs,
     fast_fft_size,
     jpeg_roundtrip,
     photo_scene,
     quantise_8bit,
 )
+from model.psf import disk_psf, dual_pixel_psfs
 
 
 @pytest.mark.parametrize("radius", [0.0, 0.01, 0.049, 0.05, 0.3, 0.5, 1.0, 1.5, 3.0, 4.5, 8.0])

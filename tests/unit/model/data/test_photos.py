@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.data.degrade import convolve, disk_psf
+from model.data.degrade import convolve
 from model.data.photos import (
     DEBIAN_PHOTOS,
     DataPrepareError,
@@ -29,6 +29,7 @@ from model.data.photos import (
     prepare_photos,
     select_patches,
 )
+from model.psf import disk_psf
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: test-wallpapers

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model.data.dead_leaves import DeadLeavesSettings, dead_leaves
-from model.data.degrade import composite_defocus, disk_psf
+from model.data.degrade import composite_defocus
 from model.evaluation.cases import (
     EVAL_PHOTOS,
     BundledPhoto,
@@ -27,6 +27,7 @@ from model.evaluation.evaluate import (
     report_markdown,
 )
 from model.evaluation.metrics import psnr
+from model.psf import disk_psf
 
 
 def _photos() -> list[tuple[str, np.ndarray]]:

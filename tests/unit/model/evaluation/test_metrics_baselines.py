@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from model.data.degrade import convolve, disk_psf
+from model.data.degrade import convolve
 from model.evaluation.baselines import richardson_lucy, unsharp_mask, wiener, wiener_sweep
 from model.evaluation.metrics import psnr, ssim
+from model.psf import disk_psf
 
 
 def _smooth_image(h: int = 96, w: int = 80, seed: int = 0) -> np.ndarray:

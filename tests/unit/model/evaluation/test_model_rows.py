@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import preset
+from model.config import PriorConfig, preset
 from model.evaluation.model_rows import ModelRow, model_rows, restorer_fn
-from model.prior import LatentPrior, PriorConfig
+from model.prior import LatentPrior
 from model.restorer import Restorer, save_restorer
 from model.swintormer import Swintormer
 from model.tiling import Blend, TileSettings

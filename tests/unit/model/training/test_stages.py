@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.config import SwintormerConfig
-from model.prior import LatentPrior, PriorConfig
+from model.config import PriorConfig, SwintormerConfig
+from model.prior import LatentPrior
 from model.swintormer import ENCODER_PREFIXES, Swintormer
 from model.training.stages import (
     is_encoder_parameter,
