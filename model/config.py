@@ -126,8 +126,8 @@ class DefocusConfig:
 
     radii_px: tuple[float, ...] = (0.0, 0.6, 1.1, 1.7, 2.4, 3.2, 4.1, 5.2, 6.5, 8.0, 10.0, 12.5)
     balances: tuple[float, ...] = (3e-4, 1e-2)  # Wiener regularisation weights, ascending
-    estimator_width: int = 32  # channels of the estimator at 1/4 resolution
-    estimator_blocks: int = 4  # residual blocks, dilations 1, 2, 4, 8 (repeating)
+    estimator_width: int = 48  # channels of the estimator at 1/4 resolution
+    estimator_blocks: int = 6  # residual blocks, dilations 1, 2, 4, 8 (repeating)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "radii_px", tuple(float(r) for r in self.radii_px))

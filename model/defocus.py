@@ -20,6 +20,7 @@ bounded by the tile size like the rest of the model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -65,18 +66,46 @@ class _Residual(nn.Module):
         return x + self.conv2(F.gelu(self.conv1(F.gelu(x))))
 
 
+# Gaussian re-blur widths (px) of the gradient-ratio cue (Zhuo & Sim 2011)
+REBLUR_SIGMAS_PX = (1.0, 2.0)
+
+
+def _gaussian_blur(image: Tensor, sigma_px: float) -> Tensor:
+    """Separable Gaussian blur of (B, 1, H, W), edges replicated."""
+    half = math.ceil(3 * sigma_px)
+    taps = torch.arange(-half, half + 1, dtype=image.dtype, device=image.device)
+    line = torch.exp(-(taps**2) / (2 * sigma_px**2))
+    line = line / line.sum()
+    padded = F.pad(image, (half, half, half, half), mode="replicate")
+    rows = F.conv2d(padded, line.view(1, 1, 1, -1))
+    return F.conv2d(rows, line.view(1, 1, -1, 1))
+
+
+def _gradient_magnitude(image: Tensor) -> Tensor:
+    """|grad| of (B, 1, H, W) by central differences, edges replicated: (B, 1, H, W)."""
+    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+    gx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    gy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    return torch.sqrt(gx.square() + gy.square() + 1e-8)
+
+
 class BlurEstimator(nn.Module):
     """Per-pixel scores over the bank's radii and regularisations, predicted at 1/4 resolution.
 
-    Its evidence is how much fine detail each candidate has: deconvolving with too small a disk
-    leaves an image about as soft as the input, with the right one restores the detail of a
-    natural image, and with too large a disk adds ringing, so the local energy of a candidate's
-    Laplacian, seen across the bank's radii, bends where the radius is right; noise lifts it at
-    every radius, which tells the regularisation. Inputs, all at 1/4 resolution: for each
-    candidate log(mean energy of its luminance Laplacian over 4x4 pixels) minus the same for the
-    blurry image (so that contrast cancels), and the blurry luminance itself. Residual blocks
-    with growing dilation (1, 2, 4, 8, ...) give a receptive field of about 130 px; a 1x1 head
-    gives R + N logits, resized to (H, W).
+    Two cues, both computed on luminance and pooled to 4x4 cells:
+
+    - Gradient ratios (Zhuo & Sim, "Defocus map estimation from a single image", 2011): re-blur
+      the image with a Gaussian of sigma_0; at an edge blurred by sigma, the ratio of gradient
+      magnitudes before and after is sqrt(sigma^2 + sigma_0^2) / sigma, a closed-form reading of
+      the blur that is sharpest at edges. Cells average the log-ratio weighted by gradient
+      energy, beside the log of that energy (how much edge a cell has to go by).
+    - The bank's own verdict: a candidate deconvolved with too small a disk stays about as soft
+      as the input, with the right one restores natural detail, with too large a disk rings; so
+      log(mean energy of a candidate's Laplacian) minus the same for the input, across radii,
+      bends at the right radius, and noise lifts it everywhere (which tells the regularisation).
+
+    Residual blocks with growing dilation (1, 2, 4, 8, ...) carry evidence from edges into flat
+    regions over about 130 px; a 1x1 head gives R + N logits, resized to (H, W).
     """
 
     laplacian: Tensor  # (1, 1, 3, 3)
@@ -85,7 +114,8 @@ class BlurEstimator(nn.Module):
         super().__init__()
         radii, balances = len(config.radii_px), len(config.balances)
         width = config.estimator_width
-        self.stem = nn.Conv2d(1 + radii * balances, width, 3, padding=1)
+        cues = 2 + len(REBLUR_SIGMAS_PX) + radii * balances
+        self.stem = nn.Conv2d(cues, width, 3, padding=1)
         self.blocks = nn.Sequential(
             *(_Residual(width, 2 ** (i % 4)) for i in range(config.estimator_blocks))
         )
@@ -104,6 +134,20 @@ class BlurEstimator(nn.Module):
         energy = F.avg_pool2d(detail.square(), 4, ceil_mode=True)
         return torch.log(energy + 1e-6).reshape(B, K, *energy.shape[-2:])
 
+    @staticmethod
+    def _gradient_ratios(luma: Tensor) -> Tensor:
+        """(B, 1, H, W) -> log edge energy and energy-weighted log gradient ratios per cell."""
+        gradient = _gradient_magnitude(luma)
+        weight = gradient.square()
+        pooled_weight = F.avg_pool2d(weight, 4, ceil_mode=True) + 1e-8  # (B, 1, h, w)
+        cues = [torch.log(pooled_weight)]
+        for sigma in REBLUR_SIGMAS_PX:
+            ratio = torch.log(gradient) - torch.log(
+                _gradient_magnitude(_gaussian_blur(luma, sigma))
+            )
+            cues.append(F.avg_pool2d(ratio * weight, 4, ceil_mode=True) / pooled_weight)
+        return torch.cat(cues, dim=1)  # (B, 1 + len(REBLUR_SIGMAS_PX), h, w)
+
     def forward(self, blurry: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
         """Score the candidates.
 
@@ -119,7 +163,8 @@ class BlurEstimator(nn.Module):
         reference = self._log_energy(luma)  # (B, 1, h, w)
         relative = self._log_energy(_luma(candidates).reshape(B, R * N, H, W)) - reference
         pooled = F.avg_pool2d(luma, 4, ceil_mode=True) * 2 - 1  # (B, 1, h, w)
-        features = self.blocks(self.stem(torch.cat([pooled, relative], dim=1)))
+        cues = torch.cat([pooled, self._gradient_ratios(luma), relative], dim=1)
+        features = self.blocks(self.stem(cues))
         logits = F.interpolate(
             self.head(F.gelu(features)), size=(H, W), mode="bilinear", align_corners=False
         )  # (B, R + N, H, W)

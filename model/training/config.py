@@ -73,6 +73,7 @@ class OptimSection:
 
     lr: float = 3e-4  # peak learning rate of stage 1
     stage2_lr: float = 1e-4  # peak learning rate of stage 2
+    front_end_lr: float = 1e-3  # peak learning rate of stage 0 (the blur estimator alone)
     min_lr: float = 1e-6  # floor of the cosine decay
     warmup_steps: int = 100  # linear warm-up at the start of each stage
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
@@ -250,6 +251,7 @@ def _validate(config: TrainConfig) -> None:
         "model.prior_channels": config.model.prior_channels,
         "optim.lr": config.optim.lr,
         "optim.stage2_lr": config.optim.stage2_lr,
+        "optim.front_end_lr": config.optim.front_end_lr,
         "run.log_every": config.run.log_every,
         "run.val_every": config.run.val_every,
         "run.checkpoint_every": config.run.checkpoint_every,

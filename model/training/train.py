@@ -14,7 +14,6 @@ training configuration and seed in its provenance).
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -105,16 +104,8 @@ def initial_restorer(config: TrainConfig) -> Restorer:
     except (OSError, ValueError) as error:
         raise TrainConfigError(f"model.init_from: {error}") from error
     if start.config.defocus is None and wanted.defocus is not None:
-        grown = dataclasses.replace(
-            start.config, network=dataclasses.replace(start.config.network, in_channels=6)
-        )
-        if grown.prior is not None:
-            grown = dataclasses.replace(
-                grown, prior=dataclasses.replace(grown.prior, in_channels=6)
-            )
-        problems = config_differences(
-            dataclasses.replace(grown, defocus=wanted.defocus).flat(), wanted.flat()
-        )
+        grown = compose(start.config.network, start.config.prior, wanted.defocus)
+        problems = config_differences(grown.flat(), wanted.flat())
         if not problems:
             adopt_without_front_end(restorer, start)
             return restorer
@@ -181,7 +172,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
             Stage(
                 0,
                 stages.front_end_steps,
-                optim.lr,
+                optim.front_end_lr,
                 stage_fns.front_end_parameters,
                 _output(lambda m, b: stage_fns.front_end_loss(m, b, weight)),
                 stage_fns.blend_restore,

@@ -35,13 +35,15 @@ def _module_name(path: Path) -> str:
 
 
 def _imported_modules(path: Path) -> set[str]:
-    """The absolute module names `path` imports (`import a.b`, `from a.b import c`)."""
+    """Dotted names `path` imports (`import a.b`, `from a.b import c`; the latter also counts as
+    `a.b.c`, so `from model import data` is `model.data`)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
     return names
 
 
@@ -113,18 +115,6 @@ def test_model_never_imports_services_or_reads_environment() -> None:
 
 
 WORKSHOP = ("model.data", "model.training", "model.evaluation", "model.cli")
-
-
-def _imported_modules(path: Path) -> set[str]:
-    """Dotted names `path` imports (`from model import data` counts as `model.data`)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return names
 
 
 def test_deployable_core_imports_nothing_of_the_workshop() -> None:

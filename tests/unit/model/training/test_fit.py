@@ -14,22 +14,20 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from model.training.config import TrainConfig, TrainConfigError
-from model.training.fit import Stage, fit, lr_at, psnr_db
+from model.training.fit import Batch, Pairs, Stage, fit, lr_at, psnr_db
 
 
 class BoxBlurSource:
     """Blocky random images softened by a 3x3 box and a loss of contrast: easy to learn to undo."""
 
-    def sample(
-        self, rng: np.random.Generator, batch: int, patch_px: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, rng: np.random.Generator, batch: int, patch_px: int) -> Pairs:
         coarse = rng.random((batch, patch_px // 4, patch_px // 4, 3), dtype=np.float32)
         sharp = coarse.repeat(4, axis=1).repeat(4, axis=2)
         padded = np.pad(sharp, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
         blurry = sum(
             padded[:, dy : dy + patch_px, dx : dx + patch_px] for dy in range(3) for dx in range(3)
         )
-        return (0.3 * sharp + blurry / 30 + 0.2).astype(np.float32), sharp
+        return Pairs((0.3 * sharp + blurry / 30 + 0.2).astype(np.float32), sharp)
 
 
 class TinyNet(nn.Module):
@@ -47,30 +45,28 @@ class TinyNet(nn.Module):
         return restored + self.head(restored)
 
 
-def _l1(
-    model: nn.Module, blurry: Tensor, sharp: Tensor, gen: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    noise = torch.randn(blurry.shape, generator=gen) * 1e-3  # exercises the per-step generator
-    restored = model(blurry + noise)
-    return (restored - sharp).abs().mean(), restored
+def _l1(model: TinyNet, batch: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    noise = torch.randn(batch.blurry.shape, generator=gen) * 1e-3  # exercises the generator
+    restored = model(batch.blurry + noise)
+    return (restored - batch.sharp).abs().mean(), restored
 
 
-def _restore(model: nn.Module, blurry: Tensor, sharp: Tensor, gen: torch.Generator) -> Tensor:
-    return model(blurry)
+def _restore(model: TinyNet, batch: Batch, gen: torch.Generator) -> Tensor:
+    return model(batch.blurry)
 
 
-def _all(model: nn.Module) -> list[nn.Parameter]:
+def _all(model: TinyNet) -> list[nn.Parameter]:
     model.requires_grad_(True)
     return list(model.parameters())
 
 
-def _head_only(model: nn.Module) -> list[nn.Parameter]:
+def _head_only(model: TinyNet) -> list[nn.Parameter]:
     model.requires_grad_(False)
     model.head.requires_grad_(True)
-    return list(model.head.parameters())  # type: ignore[union-attr]
+    return list(model.head.parameters())
 
 
-def _stages(config: TrainConfig) -> list[Stage]:
+def _stages(config: TrainConfig) -> list[Stage[TinyNet]]:
     return [
         Stage(1, config.stages.stage1_steps, config.optim.lr, _all, _l1, _restore, True),
         Stage(
@@ -79,7 +75,7 @@ def _stages(config: TrainConfig) -> list[Stage]:
     ]
 
 
-def _export(model: nn.Module, path: Path, info: dict[str, Any]) -> None:
+def _export(model: TinyNet, path: Path, info: dict[str, Any]) -> None:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
@@ -102,9 +98,7 @@ def _config(out_dir: Path, **run: Any) -> TrainConfig:
     )
 
 
-def _train(
-    config: TrainConfig, *, resume: bool = False, stop_after: int | None = None
-) -> nn.Module:
+def _train(config: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> TinyNet:
     torch.manual_seed(config.run.seed)
     model = TinyNet()
     calls = iter(range(10**6))
@@ -167,10 +161,9 @@ def test_training_beats_the_blurred_input(tmp_path: Path) -> None:
     result = fit(model, _stages(config)[:1], BoxBlurSource(), config, _export, log=lines.append)
     assert result.finished
     assert result.step == 60
-    blurry, sharp = BoxBlurSource().sample(np.random.default_rng(1), 8, 16)
-    to_t = lambda a: torch.from_numpy(a.transpose(0, 3, 1, 2).copy())  # noqa: E731
+    batch = Batch.of(BoxBlurSource().sample(np.random.default_rng(1), 8, 16), torch.device("cpu"))
     with torch.no_grad():
-        gain = psnr_db(model(to_t(blurry)), to_t(sharp)) - psnr_db(to_t(blurry), to_t(sharp))
+        gain = psnr_db(model(batch.blurry), batch.sharp) - psnr_db(batch.blurry, batch.sharp)
     assert gain > 1.0
     assert any("it/s" in line and "eta" in line and "psnr" in line for line in lines)
     assert any(line.startswith("[val]") for line in lines)
@@ -197,3 +190,21 @@ def test_data_workers_change_nothing_but_speed(tmp_path: Path) -> None:
         in_process.state_dict().values(), with_worker.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+def test_batches_carry_radius_maps_channels_first_and_split() -> None:
+    rng = np.random.default_rng(0)
+    pairs = Pairs(
+        rng.random((5, 8, 8, 3), dtype=np.float32),
+        rng.random((5, 8, 8, 3), dtype=np.float32),
+        rng.random((5, 8, 8), dtype=np.float32),
+    )
+    batch = Batch.of(pairs, torch.device("cpu"))
+    assert batch.blurry.shape == (5, 3, 8, 8)
+    assert batch.radius_px is not None
+    assert batch.radius_px.shape == (5, 1, 8, 8)
+    assert torch.equal(batch.radius_px[2, 0], torch.from_numpy(pairs.radius_px[2]))  # type: ignore[index]
+    parts = list(batch.split(2))
+    assert [p.blurry.shape[0] for p in parts] == [2, 2, 1]
+    assert all(p.radius_px is not None for p in parts)
+    assert Batch.of(Pairs(pairs.blurry, pairs.sharp), torch.device("cpu")).radius_px is None

@@ -1,4 +1,4 @@
-"""The two training stages: what each trains and freezes, and that each really learns."""
+"""The training stages: what each trains and freezes, and that each really learns."""
 
 from __future__ import annotations
 
@@ -7,21 +7,24 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
-from model.config import PriorConfig, SwintormerConfig
-from model.prior import LatentPrior
-from model.swintormer import ENCODER_PREFIXES, Swintormer
+from model.config import DefocusConfig, PriorConfig, SwintormerConfig, compose
+from model.restorer import Restorer, build_restorer
+from model.swintormer import ENCODER_PREFIXES
+from model.training.fit import Batch
 from model.training.stages import (
+    Losses,
+    front_end_loss,
+    front_end_parameters,
     is_encoder_parameter,
     stage1_loss,
     stage1_parameters,
-    stage1_step,
+    stage2_loss,
     stage2_parameters,
-    stage2_step,
 )
 
 PRIOR = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=1)
+DEFOCUS = DefocusConfig(radii_px=(0.0, 1.0, 2.0, 3.0), estimator_width=4, estimator_blocks=1)
 # Smaller than the `tiny` preset (window 2: inputs pad to 32, not 64) so that dozens of
 # training steps take seconds on a loaded 2-core machine.
 NETWORK = SwintormerConfig(
@@ -31,33 +34,41 @@ NETWORK = SwintormerConfig(
     num_refinement_blocks=1,
     heads=(1, 1, 1, 1),
     window_size=2,
-    cond_channels=PRIOR.latent_channels,
 )
 MAX_STEPS = 40  # halving took 5-18 steps at lr 3e-3 over seeds 0-2
+RADIUS_WEIGHT = 0.05
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _batch() -> tuple[Tensor, Tensor]:
-    """One 32x32 image pair: a smooth random image and its 5x5 box blur."""
+def _batch(with_radius: bool = True) -> Batch:
+    """One 32x32 image pair: a smooth random image and its 5x5 box blur (radius ~2 px)."""
     sharp = F.interpolate(torch.rand(1, 3, 4, 4), size=(32, 32), mode="bilinear")
     blurry = F.avg_pool2d(F.pad(sharp, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
-    return blurry, sharp
+    radius = torch.full((1, 1, 32, 32), 2.0) if with_radius else None
+    return Batch(blurry, sharp, radius)
 
 
-def _models() -> tuple[Swintormer, LatentPrior]:
-    return Swintormer(NETWORK), LatentPrior(PRIOR)
+def _model(defocus: bool = False) -> Restorer:
+    return build_restorer(compose(NETWORK, PRIOR, DEFOCUS if defocus else None))
 
 
-def _parameters(network: Swintormer, prior: LatentPrior) -> dict[str, torch.nn.Parameter]:
-    """Every parameter under a unique name: `network.<name>` and `prior.<name>`."""
-    return {f"network.{n}": p for n, p in network.named_parameters()} | {
-        f"prior.{n}": p for n, p in prior.named_parameters()
-    }
+def _ids(params: list[torch.nn.Parameter]) -> set[int]:
+    return {id(p) for p in params}
+
+
+def _step(
+    model: Restorer, optimizer: torch.optim.Optimizer, loss_of: Callable[[], Losses]
+) -> Losses:
+    losses = loss_of()
+    optimizer.zero_grad(set_to_none=True)
+    losses.total.backward()
+    optimizer.step()
+    return losses
 
 
 def test_encoder_prefixes_split_the_network() -> None:
-    network = Swintormer(NETWORK)
+    network = _model().network
     names = [name for name, _ in network.named_parameters()]
     encoder = [name for name in names if is_encoder_parameter(name)]
     assert {name.split(".")[0] for name in encoder} == set(ENCODER_PREFIXES)
@@ -65,43 +76,67 @@ def test_encoder_prefixes_split_the_network() -> None:
     assert not any(is_encoder_parameter(name) for name in names if name.startswith("decoder"))
 
 
-def test_stage1_trains_network_and_teacher_only() -> None:
-    network, prior = _models()
-    params = stage1_parameters(network, prior)
-    ids = {id(p) for p in params}
-    assert all(id(p) in ids for p in network.parameters())
-    assert all(id(p) in ids for p in prior.encoder_gt.parameters())
-    assert not any(id(p) in ids for p in prior.denoiser.parameters())
-    blurry, sharp = _batch()
-    loss = stage1_loss(network, prior, blurry, sharp)
-    assert loss.latent is None
-    assert loss.total.requires_grad
-    assert loss.restored.shape == sharp.shape
-    assert not loss.restored.requires_grad
+def test_front_end_stage_trains_the_estimator_alone() -> None:
+    model = _model(defocus=True)
+    assert model.defocus is not None
+    ids = _ids(front_end_parameters(model))
+    assert ids == _ids(list(model.defocus.estimator.parameters()))
+    assert not any(p.requires_grad for p in model.network.parameters())
+    losses = front_end_loss(model, _batch(), RADIUS_WEIGHT)
+    assert losses.radius is not None
+    assert losses.total.requires_grad
+    assert losses.restored.shape == (1, 3, 32, 32)
+    assert float(losses.total.detach()) == pytest.approx(
+        float(losses.image) + RADIUS_WEIGHT * float(losses.radius), rel=1e-5
+    )
+    without_map = front_end_loss(model, _batch(with_radius=False), RADIUS_WEIGHT)
+    assert without_map.radius is None
 
 
-def test_stage2_step_leaves_frozen_parameters_and_changes_trainable_ones() -> None:
-    network, prior = _models()
-    blurry, sharp = _batch()
+def test_stage1_trains_network_teacher_and_estimator_only() -> None:
+    model = _model(defocus=True)
+    assert model.prior is not None
+    assert model.defocus is not None
+    ids = _ids(stage1_parameters(model))
+    expected = [
+        *model.network.parameters(),
+        *model.prior.encoder_gt.parameters(),
+        *model.defocus.estimator.parameters(),
+    ]
+    assert ids == _ids(expected)
+    losses = stage1_loss(model, _batch(), RADIUS_WEIGHT)
+    assert losses.latent is None
+    assert losses.radius is not None
+    assert losses.total.requires_grad
+    assert losses.restored.shape == (1, 3, 32, 32)
+    assert not losses.restored.requires_grad
+
+
+@pytest.mark.parametrize("defocus", [False, True])
+def test_stage2_leaves_frozen_parameters_and_changes_trainable_ones(defocus: bool) -> None:
+    model = _model(defocus)
+    batch = _batch()
     # One stage-1 step first, so the FiLM convs (zero at init) pass gradients to the prior.
-    warmup = torch.optim.SGD(stage1_parameters(network, prior), lr=0.1)
-    stage1_step(network, prior, warmup, blurry, sharp)
+    warmup = torch.optim.SGD(stage1_parameters(model), lr=0.1)
+    _step(model, warmup, lambda: stage1_loss(model, batch, RADIUS_WEIGHT))
 
-    trainable = {id(p) for p in stage2_parameters(network, prior)}
-    params = _parameters(network, prior)
+    trainable = _ids(stage2_parameters(model))
+    params = dict(model.named_parameters())
     frozen = sorted(name for name, p in params.items() if id(p) not in trainable)
     trained = sorted(name for name, p in params.items() if id(p) in trainable)
     before = {name: p.detach().clone() for name, p in params.items()}
     optimizer = torch.optim.AdamW([params[n] for n in trained], lr=1e-3, weight_decay=1e-4)
-    stage2_step(network, prior, optimizer, blurry, sharp, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    _step(model, optimizer, lambda: stage2_loss(model, batch, generator))
 
     for name in frozen:
         is_encoder = is_encoder_parameter(name.removeprefix("network."))
-        assert name.startswith("prior.encoder_gt.") or is_encoder, name
+        assert name.startswith(("prior.encoder_gt.", "defocus.")) or is_encoder, name
         assert not params[name].requires_grad, name
         assert torch.equal(params[name], before[name]), f"frozen {name} changed"
     assert any(name.startswith("prior.encoder_gt.") for name in frozen)
     assert any(name.startswith("network.encoder_level1.") for name in frozen)
+    assert defocus == any(name.startswith("defocus.") for name in frozen)
     for prefix in ("prior.encoder_lq.", "prior.denoiser.", "network.film.", "network.output."):
         assert any(name.startswith(prefix) for name in trained), prefix
     for name in trained:
@@ -109,11 +144,12 @@ def test_stage2_step_leaves_frozen_parameters_and_changes_trainable_ones() -> No
 
 
 def test_stage2_without_decoder_fine_tuning_trains_the_prior_only() -> None:
-    network, prior = _models()
-    trainable = {id(p) for p in stage2_parameters(network, prior, fine_tune_decoder=False)}
-    assert not any(id(p) in trainable or p.requires_grad for p in network.parameters())
-    expected = [*prior.encoder_lq.parameters(), *prior.denoiser.parameters()]
-    assert trainable == {id(p) for p in expected}
+    model = _model()
+    assert model.prior is not None
+    trainable = _ids(stage2_parameters(model, fine_tune_decoder=False))
+    assert not any(p.requires_grad for p in model.network.parameters())
+    expected = [*model.prior.encoder_lq.parameters(), *model.prior.denoiser.parameters()]
+    assert trainable == _ids(expected)
 
 
 def _losses_until_halved(step: Callable[[], float]) -> list[float]:
@@ -127,12 +163,12 @@ def _losses_until_halved(step: Callable[[], float]) -> list[float]:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_stage1_loss_halves_on_one_batch(seed: int) -> None:
     torch.manual_seed(seed)
-    network, prior = _models()
-    blurry, sharp = _batch()
-    optimizer = torch.optim.Adam(stage1_parameters(network, prior), lr=3e-3)
+    model = _model()
+    batch = _batch()
+    optimizer = torch.optim.Adam(stage1_parameters(model), lr=3e-3)
 
     def step() -> float:
-        return float(stage1_step(network, prior, optimizer, blurry, sharp).image)
+        return float(_step(model, optimizer, lambda: stage1_loss(model, batch, 0.0)).image)
 
     losses = _losses_until_halved(step)
     assert losses[-1] <= losses[0] / 2, f"stage-1 L1 went {losses[0]:.4f} -> {losses[-1]:.4f}"
@@ -141,15 +177,30 @@ def test_stage1_loss_halves_on_one_batch(seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_stage2_latent_loss_halves_on_one_batch(seed: int) -> None:
     torch.manual_seed(seed)
-    network, prior = _models()
-    blurry, sharp = _batch()
-    optimizer = torch.optim.Adam(stage2_parameters(network, prior), lr=3e-3)
+    model = _model()
+    batch = _batch()
+    optimizer = torch.optim.Adam(stage2_parameters(model), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
 
     def step() -> float:
-        latent = stage2_step(network, prior, optimizer, blurry, sharp, generator).latent
+        latent = _step(model, optimizer, lambda: stage2_loss(model, batch, generator)).latent
         assert latent is not None
         return float(latent)
 
     losses = _losses_until_halved(step)
     assert losses[-1] <= losses[0] / 2, f"latent L1 went {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+def test_front_end_radius_loss_falls_on_one_batch() -> None:
+    torch.manual_seed(0)
+    model = _model(defocus=True)
+    batch = _batch()
+    optimizer = torch.optim.Adam(front_end_parameters(model), lr=1e-2)
+
+    def step() -> float:
+        losses = _step(model, optimizer, lambda: front_end_loss(model, batch, 1.0))
+        assert losses.radius is not None
+        return float(losses.radius)
+
+    losses = _losses_until_halved(step)
+    assert losses[-1] <= losses[0] / 2, f"radius CE went {losses[0]:.4f} -> {losses[-1]:.4f}"
