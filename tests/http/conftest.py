@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-
-MakeClient = Callable[..., TestClient]
+from tests.http.clients import MakeClient
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from service.routes.deblur import request_fingerprint
 from service.schemas import DeblurOptions
 from service.storage import IdempotencyRecord, Storage, idempotency_key, input_key
 from tests import sample_images
-from tests.http.conftest import MakeClient
+from tests.http.clients import MakeClient
 
 
 def post(client: TestClient, data: bytes, **fields: object) -> httpx2.Response:

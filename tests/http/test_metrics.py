@@ -10,7 +10,7 @@ from rq.worker import SimpleWorker
 from starlette.testclient import TestClient
 
 from tests import sample_images
-from tests.http.conftest import MakeClient
+from tests.http.clients import MakeClient
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.storage import input_key
 from tests import sample_images
-from tests.integration.conftest import StartWorker, finish_burst, settings_from, wait_for
+from tests.integration.processes import StartWorker, finish_burst, settings_from, wait_for
 
 pytestmark = pytest.mark.integration
 

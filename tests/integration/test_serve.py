@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.redis_server import free_port
 from tests import sample_images
-from tests.integration.conftest import ROOT, wait_for
+from tests.integration.processes import ROOT, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from model.config import SwintormerConfig
-from model.prior import LatentPrior, PriorConfig
+from model.prior import LatentPrior
 from model.swintormer import ENCODER_PREFIXES, Swintormer
 from model.training.stages import (
     is_encoder_parameter,
@@ -20,8 +20,9 @@ from model.training.stages import (
     stage2_parameters,
     stage2_step,
 )
+from tests.factories import TINY_PRIOR
 
-PRIOR = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=1)
+PRIOR = TINY_PRIOR
 # Smaller than the `tiny` preset (window 2: inputs pad to 32, not 64) so that dozens of
 # training steps take seconds on a loaded 2-core machine.
 NETWORK = SwintormerConfig(
