@@ -1,6 +1,6 @@
 """The released network's forward pass written the way the released code computes it.
 
-A literal re-implementation of `../shared/design/architecture.md`, kept as the speed baseline
+A literal re-implementation of the released network's description, kept as the speed baseline
 for `bench/model_speed.py` (the released code itself is not available here). It computes what
 `model.swintormer.Swintormer` computes (a test checks both against the golden vectors) but the
 way the released code does: NCHW tensors with reshapes around every LayerNorm and attention,

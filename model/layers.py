@@ -1,9 +1,9 @@
 """Building blocks of the Swintormer network: mixed window attention, gated feed-forward, block.
 
-Swintormer (Chen et al., 2024, "Swintormer: image deblurring with a latent diffusion prior")
-mixes Swin-V2 shifted-window attention over pixels with Restormer's transposed (channel)
-attention computed inside each window. `../shared/design/architecture.md` specifies the released
-network; this module re-implements it from that description.
+Swintormer (Chen et al., 2024, "Swintormer: image deblurring with a latent diffusion prior",
+arXiv 2401.05907) mixes Swin-V2 shifted-window attention over pixels with Restormer's transposed
+(channel) attention computed inside each window. This module re-implements the blocks of the
+authors' released network (docs/model.md says what differs in how it computes them).
 
 Layout: inside the transformer levels features are token grids (B, H, W, C), contiguous. Linear
 layers and LayerNorm then act on the last dimension without copies, and `tokens.permute(0, 3, 1,

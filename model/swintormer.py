@@ -1,7 +1,7 @@
 """The Swintormer network: a four-level U-shaped transformer for image deblurring.
 
-Re-implemented from `../shared/design/architecture.md` (the authors' released network;
-Chen et al., 2024). With `cond=None` its numerics are those of the released network, which a
+Re-implemented from the description of the authors' released network (Chen et al., 2024, arXiv
+2401.05907; docs/model.md). With `cond=None` its numerics are those of the released network, which a
 golden test checks to 1e-5. Any input size works: the image is reflect-padded to
 `size_multiple`, restored and cropped back.
 

@@ -1,10 +1,12 @@
-"""Small images of every kind the API must handle, built in memory (no files in the repo)."""
+"""Small images of every kind the API and the readers must handle, built in memory (no files in
+the repo)."""
 
 from __future__ import annotations
 
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -44,11 +46,44 @@ def png_gray16(width: int = 40, height: int = 30) -> bytes:
     return encode(Image.fromarray(values))
 
 
-def raw_png(pixels: np.ndarray, bit_depth: int, colour_type: int) -> bytes:
-    """A PNG written by hand (Pillow cannot write 16-bit colour): filter 0 on every row."""
+def _filtered_rows(raw: np.ndarray, bpp: int) -> bytes:
+    """PNG-filter each row of `raw` (H, row bytes), cycling through all five filter types."""
+    x = raw.astype(np.int32)
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    up = np.zeros_like(x)
+    up[1:] = x[:-1]
+    up_left = np.zeros_like(x)
+    up_left[1:, bpp:] = x[:-1, :-bpp]
+    estimate = left + up - up_left
+    pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - up_left)
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+    predictions = [np.zeros_like(x), left, up, (left + up) // 2, paeth]
+    out = b""
+    for row in range(x.shape[0]):
+        kind = row % 5
+        out += bytes([kind]) + ((x[row] - predictions[kind][row]) % 256).astype(np.uint8).tobytes()
+    return out
+
+
+def raw_png(
+    pixels: np.ndarray, bit_depth: int, colour_type: int, every_filter: bool = False
+) -> bytes:
+    """A PNG written by hand (Pillow cannot write 16-bit colour).
+
+    Rows use filter 0, or with `every_filter` cycle through all five filter types (what a
+    decoder must undo exactly).
+    """
     height, width = pixels.shape[:2]
     dtype = ">u2" if bit_depth == 16 else "u1"
-    rows = b"".join(b"\x00" + pixels[y].astype(dtype).tobytes() for y in range(height))
+    raw = np.stack(
+        [np.frombuffer(pixels[y].astype(dtype).tobytes(), np.uint8) for y in range(height)]
+    )
+    if every_filter:
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        rows = _filtered_rows(raw, bpp=channels * (bit_depth // 8))
+    else:
+        rows = b"".join(b"\x00" + raw[y].tobytes() for y in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(kind + data) & 0xFFFFFFFF
@@ -61,6 +96,11 @@ def raw_png(pixels: np.ndarray, bit_depth: int, colour_type: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> None:
+    """Write (H, W, 3) uint16 pixels as a 16-bit RGB PNG using every filter type."""
+    path.write_bytes(raw_png(pixels, 16, 2, every_filter=True))
 
 
 def png_rgb16(width: int = 20, height: int = 10) -> bytes:

@@ -3,8 +3,8 @@
 * `wiener`: non-blind Wiener(-Hunt) deconvolution, regularised by a Laplacian (high
   frequencies, where natural images have little power and noise dominates, are damped most;
   the formulation of `skimage.restoration.wiener`). Given the true PSF and the best balance
-  per condition it is an oracle no blind method has. A scalar (white) regulariser scores
-  0.5-2.2 dB lower on the noisy cells of our evaluation set (docs/evaluation.md).
+  per condition it is an oracle no blind method has. A scalar (white) regulariser scores lower
+  on the noisy cells of our evaluation set (docs/evaluation.md has the numbers).
 * `richardson_lucy`: the Poisson maximum-likelihood iteration with the true PSF.
 * `unsharp_mask`: what a photo editor does; blind, fixed parameters.
 

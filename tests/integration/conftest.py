@@ -11,20 +11,26 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from starlette.testclient import TestClient
 
 from service.gateway.app import create_app
+from tests.factories import TINY_PRIOR, save_tiny_checkpoint
 from tests.integration.processes import ROOT, SERVICE_ENV, StartWorker, settings_from
-from tests.tiny_restorer import save_tiny_restorer
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A restorer of the `tiny` preset with a tiny prior, saved as the worker loads it."""
-    return save_tiny_restorer(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    return save_tiny_checkpoint(
+        path, prior=replace(TINY_PRIOR, steps=2), provenance={"made_by": "tests"}
+    )
 
 
 @pytest.fixture

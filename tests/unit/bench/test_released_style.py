@@ -11,11 +11,11 @@ from model.checkpoint import CheckpointError
 from model.config import SwintormerConfig
 from model.released import map_released_state_dict, to_released_state_dict
 from model.swintormer import Swintormer
-from tests.unit.model.conftest import GOLDEN_CONFIG
+from tests.reference import GOLDEN_CONFIG, released_state
 
 
 def test_released_style_reproduces_the_golden_output(golden: dict[str, np.ndarray]) -> None:
-    state = {k.removeprefix("param/"): torch.from_numpy(v) for k, v in golden.items() if "/" in k}
+    state = released_state(golden)
     baseline = ReleasedStyleSwintormer(GOLDEN_CONFIG).eval()
     baseline.load_state_dict(state, strict=True)  # released names, strictly
     with torch.no_grad():

@@ -9,8 +9,9 @@ import torch
 
 from model.config import PriorConfig
 from model.prior import LatentPrior, PriorEncoderGT, PriorEncoderLQ
+from tests.factories import TINY_PRIOR
 
-TINY = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=1)
+TINY = TINY_PRIOR
 
 
 @pytest.mark.parametrize(("h", "w"), [(16, 16), (32, 48), (64, 16), (80, 112)])

@@ -3,7 +3,6 @@ per-tile prior under tiling."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,28 +12,24 @@ import torch
 from safetensors.torch import save_file
 
 from model.checkpoint import CheckpointError, save_checkpoint
-from model.config import PriorConfig, model_preset, preset
+from model.config import PriorConfig, model_preset
 from model.prior import LatentPrior
 from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
-from model.swintormer import Swintormer
+from tests.factories import TINY_PRIOR, tiny_network, tiny_restorer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-PRIOR = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=1)
-
-
-def _tiny_network(cond_channels: int = 0) -> Swintormer:
-    return Swintormer(dataclasses.replace(preset("tiny"), cond_channels=cond_channels))
+PRIOR = TINY_PRIOR
 
 
 def _restorer(seed: int = 0) -> Restorer:
     torch.manual_seed(seed)
-    network = _tiny_network(PRIOR.latent_channels)
+    restorer = tiny_restorer()
     # FiLM starts at zero (the network's choice); give it weight so the prior matters here.
-    for conv in network.film or ():
+    for conv in restorer.network.film or ():
         assert isinstance(conv, torch.nn.Conv2d)
         torch.nn.init.normal_(conv.weight, std=0.5)
-    return Restorer(network, LatentPrior(PRIOR)).eval()
+    return restorer.eval()
 
 
 @pytest.mark.parametrize(("h", "w"), [(64, 64), (37, 70), (16, 23)])
@@ -46,13 +41,13 @@ def test_shapes_for_several_sizes(h: int, w: int) -> None:
 
 def test_without_prior_restorer_is_bit_for_bit_the_plain_network() -> None:
     torch.manual_seed(0)
-    plain = _tiny_network().eval()
+    plain = tiny_network().eval()
     blurry = torch.rand(1, 3, 40, 52)
     with torch.no_grad():
         expected = plain(blurry)
         assert torch.equal(Restorer(plain, None)(blurry), expected)
         # A network with a FiLM hook but no latent is the plain network too.
-        hooked = _tiny_network(PRIOR.latent_channels).eval()
+        hooked = tiny_network(PRIOR.latent_channels).eval()
         hooked.load_state_dict(plain.state_dict(), strict=False)
         assert torch.equal(Restorer(hooked, None).restore(blurry), expected)
 
@@ -98,9 +93,9 @@ def test_tiled_output_does_not_depend_on_the_tile_batch_size() -> None:
 
 def test_mismatched_prior_is_rejected() -> None:
     with pytest.raises(ValueError, match="cond_channels"):
-        Restorer(_tiny_network(8), LatentPrior(PRIOR))
+        Restorer(tiny_network(8), LatentPrior(PRIOR))
     with pytest.raises(ValueError, match="input channels"):
-        Restorer(_tiny_network(4), LatentPrior(PriorConfig(in_channels=6, latent_channels=4)))
+        Restorer(tiny_network(4), LatentPrior(PriorConfig(in_channels=6, latent_channels=4)))
 
 
 def test_checkpoint_round_trip_holds_network_and_prior(tmp_path: Path) -> None:
@@ -119,7 +114,7 @@ def test_checkpoint_round_trip_holds_network_and_prior(tmp_path: Path) -> None:
 
 
 def test_checkpoint_without_prior_round_trips(tmp_path: Path) -> None:
-    plain = Restorer(_tiny_network(), None)
+    plain = Restorer(tiny_network(), None)
     path = tmp_path / "plain.safetensors"
     save_restorer(path, plain)
     assert load_restorer(path).prior is None

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,22 +12,16 @@ from model.config import SwintormerConfig, preset
 from model.layers import MixedAttention, shift_masks
 from model.released import map_released_state_dict
 from model.swintormer import ENCODER_PREFIXES, Swintormer, pad_to_multiple
-from tests.unit.model.conftest import GOLDEN_CONFIG
+from tests.reference import GOLDEN_CONFIG, golden_description, released_shapes, released_state
 
 RELEASED_PARAMETERS = 25_177_224
 RELEASED_KEYS = 479
 
 
-def _golden_state(golden: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {
-        name.removeprefix("param/"): torch.from_numpy(array)
-        for name, array in golden.items()
-        if name.startswith("param/")
-    }
-
-
 def test_golden_output_of_the_released_tiny_network(golden: dict[str, np.ndarray]) -> None:
-    network = network_from_state_dict(map_released_state_dict(_golden_state(golden)), GOLDEN_CONFIG)
+    network = network_from_state_dict(
+        map_released_state_dict(released_state(golden)), GOLDEN_CONFIG
+    )
     blurry = torch.from_numpy(golden["input"])
     with torch.no_grad():
         restored = network(blurry)
@@ -38,9 +29,19 @@ def test_golden_output_of_the_released_tiny_network(golden: dict[str, np.ndarray
     assert error <= 1e-5
 
 
+def test_golden_config_is_the_released_constructor() -> None:
+    kwargs = golden_description()["released_constructor_kwargs"]
+    renamed = {"inp_channels": "in_channels", "ffn_expansion_factor": "ffn_factor"}
+    released = {renamed.get(key, key): value for key, value in kwargs.items()}
+    ours = GOLDEN_CONFIG.to_dict()
+    assert released == {key: ours[key] for key in released}
+
+
 def test_golden_output_with_gradients_on_and_in_train_mode(golden: dict[str, np.ndarray]) -> None:
     # the uncached, autograd-recording path computes the same numbers
-    network = network_from_state_dict(map_released_state_dict(_golden_state(golden)), GOLDEN_CONFIG)
+    network = network_from_state_dict(
+        map_released_state_dict(released_state(golden)), GOLDEN_CONFIG
+    )
     restored = network.train()(torch.from_numpy(golden["input"]))
     assert (restored - torch.from_numpy(golden["output"])).abs().max().item() <= 1e-5
 
@@ -57,9 +58,9 @@ def test_paper_preset_has_the_released_parameter_count(paper_on_meta: Swintormer
 
 
 def test_every_released_key_maps_to_a_parameter_of_the_same_size(
-    reference_dir: Path, paper_on_meta: Swintormer
+    paper_on_meta: Swintormer,
 ) -> None:
-    released = json.loads((reference_dir / "released_state_dict_shapes.json").read_text())
+    released = released_shapes()
     shapes = released["state_dict_shapes"]
     assert len(shapes) == RELEASED_KEYS
     assert released["num_parameters"] == RELEASED_PARAMETERS

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.checkpoint import save_checkpoint
-from model.config import SwintormerConfig, preset
-from model.swintormer import Swintormer
 from swintormer.cli import main
+from tests.factories import save_tiny_checkpoint
 
 EXIF_ORIENTATION = 0x0112
 ROTATE_90_CW = 6  # the stored pixels must be turned 90 degrees clockwise to stand upright
@@ -19,9 +17,7 @@ ROTATE_90_CW = 6  # the stored pixels must be turned 90 degrees clockwise to sta
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, Swintormer(preset("tiny")))
-    return path
+    return save_tiny_checkpoint(tmp_path / "tiny.safetensors", with_prior=False)
 
 
 def test_restores_upright_with_alpha_and_progress(
@@ -49,8 +45,7 @@ def test_restores_upright_with_alpha_and_progress(
 
 def test_dual_pixel_network_needs_the_other_view(tmp_path: Path) -> None:
     checkpoint = tmp_path / "dual.safetensors"
-    config = SwintormerConfig(**{**preset("tiny").to_dict(), "in_channels": 6})
-    save_checkpoint(checkpoint, Swintormer(config))
+    save_tiny_checkpoint(checkpoint, with_prior=False, in_channels=6)
     right, left = tmp_path / "right.png", tmp_path / "left.png"
     Image.new("RGB", (20, 10), (10, 20, 30)).save(right)
     Image.new("RGB", (20, 10), (40, 50, 60)).save(left)

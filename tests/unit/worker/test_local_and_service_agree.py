@@ -8,6 +8,7 @@ prior (seeded, so a wrong seed or tiling would show) and encode through `service
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+import torch
 from PIL import Image
 from rq.serializers import JSONSerializer
 from starlette.testclient import TestClient
@@ -24,7 +26,7 @@ from service.gateway.app import create_app
 from service.storage import Storage
 from swintormer.cli import main
 from tests import sample_images
-from tests.tiny_restorer import save_tiny_restorer
+from tests.factories import TINY_PRIOR, save_tiny_checkpoint
 from worker.rqworker import DeblurWorker
 from worker.runtime import Runtime
 from worker.tasks import WorkerContext, bind
@@ -35,7 +37,9 @@ TILING = {"tile_px": 64, "tile_overlap_px": 8, "tile_batch": 1}
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_restorer(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    return save_tiny_checkpoint(path, prior=dataclasses.replace(TINY_PRIOR, steps=2))
 
 
 @pytest.fixture

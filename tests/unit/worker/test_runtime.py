@@ -14,12 +14,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from model.config import preset
-from model.restorer import Restorer, save_restorer
-from model.swintormer import Swintormer
 from model.tiling import TileSettings
 from service.config import Settings
 from service.schemas import DeblurOptions
+from tests.factories import save_tiny_checkpoint
 from worker.runtime import (
     CPU_TILE_BATCH,
     MIN_TILE_PX,
@@ -86,8 +84,7 @@ def test_smaller_tiles_halves_the_edge_in_multiples() -> None:
 
 def _tiny_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
-    save_restorer(path, Restorer(Swintormer(preset("tiny")), None))
-    return path
+    return save_tiny_checkpoint(path, with_prior=False)
 
 
 MIB = 2**20

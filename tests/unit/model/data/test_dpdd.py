@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,45 +9,7 @@ import pytest
 from PIL import Image
 
 from model.data.dpdd import DpddDataset, Split, read_image
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _filtered_rows(raw: np.ndarray, bpp: int) -> bytes:
-    """PNG-filter each row of `raw` (H, row bytes), cycling through all five filter types."""
-    x = raw.astype(np.int32)
-    left = np.zeros_like(x)
-    left[:, bpp:] = x[:, :-bpp]
-    up = np.zeros_like(x)
-    up[1:] = x[:-1]
-    up_left = np.zeros_like(x)
-    up_left[1:, bpp:] = x[:-1, :-bpp]
-    estimate = left + up - up_left
-    pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - up_left)
-    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
-    predictions = [np.zeros_like(x), left, up, (left + up) // 2, paeth]
-    out = b""
-    for row in range(x.shape[0]):
-        kind = row % 5
-        out += bytes([kind]) + ((x[row] - predictions[kind][row]) % 256).astype(np.uint8).tobytes()
-    return out
-
-
-def write_png16(path: Path, pixels: np.ndarray) -> None:
-    """Write (H, W, 3) uint16 pixels as a 16-bit RGB PNG using every filter type."""
-    h, w, _ = pixels.shape
-    raw = pixels.astype(">u2").reshape(h, w * 3).view(np.uint8).reshape(h, w * 6)
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    body = zlib.compress(_filtered_rows(raw, bpp=6))
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", body)
-        + _chunk(b"IEND", b"")
-    )
-    path.write_bytes(png)
+from tests.sample_images import write_png16
 
 
 def test_read_image_recovers_all_16_bits(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -10,33 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import PriorConfig, preset
 from model.evaluation.model_rows import ModelRow, model_rows, restorer_fn
-from model.prior import LatentPrior
 from model.restorer import Restorer, save_restorer
-from model.swintormer import Swintormer
 from model.tiling import Blend, TileSettings
 from swintormer.cli import main
-from tests.unit.model.data.test_dpdd import write_png16
+from tests.factories import tiny_restorer
+from tests.sample_images import write_png16
 
 
 def _restorer(with_prior: bool, in_channels: int = 3) -> Restorer:
-    config = dataclasses.replace(
-        preset("tiny"), in_channels=in_channels, cond_channels=8 if with_prior else 0
-    )
-    prior = None
-    if with_prior:
-        prior = LatentPrior(
-            PriorConfig(
-                in_channels=in_channels,
-                latent_channels=8,
-                encoder_width=8,
-                denoiser_width=8,
-                denoiser_blocks=1,
-                steps=4,
-            )
-        )
-    return Restorer(Swintormer(config), prior).eval()
+    return tiny_restorer(with_prior, in_channels).eval()
 
 
 TILES = TileSettings(tile_px=64, overlap_px=16, batch=2)
