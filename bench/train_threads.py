@@ -18,22 +18,23 @@ import time
 
 import torch
 
+from model.restorer import build_restorer
 from model.training.config import TrainConfig
+from model.training.fit import Batch
 from model.training.stages import stage1_loss, stage1_parameters
-from model.training.train import build_restorer
+from model.training.train import model_config
 
 
 def step_seconds(config: TrainConfig, threads: int, batch: int, patch_px: int) -> float:
     """Wall seconds of one stage-1 training step with `threads` torch threads."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    restorer = build_restorer(config)
-    assert restorer.prior is not None
-    params = stage1_parameters(restorer.network, restorer.prior)
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    restorer = build_restorer(model_config(config.model))
+    optimizer = torch.optim.AdamW(stage1_parameters(restorer), lr=1e-4)
     blurry, sharp = torch.rand(2, batch, 3, patch_px, patch_px)
+    radius = torch.rand(batch, 1, patch_px, patch_px) * 8
     start = time.perf_counter()
-    loss = stage1_loss(restorer.network, restorer.prior, blurry, sharp).total
+    loss = stage1_loss(restorer, Batch(blurry, sharp, radius), 0.05).total
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -43,12 +44,15 @@ def step_seconds(config: TrainConfig, threads: int, batch: int, patch_px: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="lite")
+    parser.add_argument("--defocus", action="store_true", help="with the defocus front end")
     parser.add_argument("--patch-px", type=int, default=128)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    config = TrainConfig.from_dict({"model": {"preset": args.preset}})
+    config = TrainConfig.from_dict(
+        {"model": {"preset": args.preset, "use_defocus": args.defocus}}
+    )
     times: dict[int, list[float]] = {n: [] for n in args.threads}
     step_seconds(config, 1, 1, args.patch_px)  # warm-up: allocator, kernels
     for _ in range(args.rounds):

@@ -316,15 +316,24 @@ class ModelConfig:
             "defocus": None if self.defocus is None else self.defocus.to_dict(),
         }
 
-    def flat(self) -> dict[str, Any]:
-        """`part.field -> value` (an absent part: `part -> None`), for `config_differences`."""
-        flat: dict[str, Any] = {}
-        for part, fields_ in self.to_dict().items():
-            if fields_ is None:
-                flat[part] = None
-            else:
-                flat |= {f"{part}.{key}": value for key, value in fields_.items()}
-        return flat
+    def differences(self, wanted: ModelConfig) -> list[str]:
+        """'part.field: ours vs wanted' for each field that differs, 'part: present vs none'
+        for a part only one side has (`config_differences` per part)."""
+        problems: list[str] = []
+        ours, theirs = self.to_dict(), wanted.to_dict()
+        for part in ours:
+            a, b = ours[part], theirs[part]
+            if a is None or b is None:
+                if (a is None) != (b is None):
+                    problems.append(
+                        f"{part}: {'none' if a is None else 'present'} vs"
+                        f" {'none' if b is None else 'present'}"
+                    )
+                continue
+            problems += config_differences(
+                {f"{part}.{k}": v for k, v in a.items()}, {f"{part}.{k}": v for k, v in b.items()}
+            )
+        return problems
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

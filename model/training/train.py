@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from model.checkpoint import read_checkpoint
-from model.config import DefocusConfig, ModelConfig, PriorConfig, compose, config_differences
+from model.config import DefocusConfig, ModelConfig, PriorConfig, compose
 from model.data.degrade import KernelShapes, SensorModel
 from model.data.pairs import DefocusPatches, PatchSettings
 from model.devices import resolve_device
@@ -105,12 +105,12 @@ def initial_restorer(config: TrainConfig) -> Restorer:
         raise TrainConfigError(f"model.init_from: {error}") from error
     if start.config.defocus is None and wanted.defocus is not None:
         grown = compose(start.config.network, start.config.prior, wanted.defocus)
-        problems = config_differences(grown.flat(), wanted.flat())
+        problems = grown.differences(wanted)
         if not problems:
             adopt_without_front_end(restorer, start)
             return restorer
     else:
-        problems = config_differences(start.config.flat(), wanted.flat())
+        problems = start.config.differences(wanted)
     if problems:
         raise TrainConfigError(
             f"model.init_from: {source} does not match this run's model (checkpoint vs config): "

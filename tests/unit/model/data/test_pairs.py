@@ -59,7 +59,8 @@ def test_photo_items_show_photo_content_and_blur_it() -> None:
     assert originals
     levels = set()
     for index in range(6):
-        blurry, sharp = data.pair(index)
+        blurry, sharp, radius = data.pair(index)
+        assert radius.shape == sharp.shape[:2]
         values = np.round(sharp * 255).reshape(-1, 3)
         levels.add(
             float(np.abs(np.diff(blurry, axis=1)).mean() < np.abs(np.diff(sharp, axis=1)).mean())

@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.restorer import load_restorer
+from model.checkpoint import read_checkpoint
+from model.restorer import build_restorer, load_restorer
 from model.training.config import TrainConfig, TrainConfigError, load_train_config
-from model.training.train import build_restorer, build_stages, initial_restorer, ship, train
+from model.training.train import (
+    adopt_without_front_end,
+    build_stages,
+    initial_restorer,
+    model_config,
+    ship,
+    train,
+)
 from swintormer.cli import main
 
 TINY = Path(__file__).resolve().parents[4] / "configs" / "tiny.toml"
@@ -26,7 +33,7 @@ def _weights(out_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_stage2_freezes_the_teacher_and_the_network_encoder(tmp_path: Path) -> None:
     config = _tiny(tmp_path)
-    restorer = build_restorer(config)
+    restorer = build_restorer(model_config(config.model))
     stage1, stage2 = build_stages(config)
     trained1 = {id(p) for p in stage1.select_trainable(restorer)}
     assert all(id(p) in trained1 for p in restorer.prior.encoder_gt.parameters())  # type: ignore[union-attr]
@@ -104,10 +111,10 @@ def test_init_from_starts_the_run_from_a_checkpoints_weights(tmp_path: Path) -> 
     assert initial.keys() == expected.keys()
     for key, value in expected.items():
         assert torch.equal(initial[key], value), key
-    fresh = build_restorer(config).state_dict()
+    fresh = build_restorer(model_config(config.model)).state_dict()
     assert any(not torch.equal(fresh[key], value) for key, value in expected.items())
     assert train(config).finished
-    provenance = load_checkpoint(tmp_path / "second" / "best.safetensors").metadata["provenance"]
+    provenance = read_checkpoint(tmp_path / "second" / "best.safetensors").metadata["provenance"]
     assert provenance["init_from"]["file"] == "best.safetensors"
     assert "seed" in str(provenance["init_from"]["provenance"])
 
@@ -149,7 +156,7 @@ def test_a_resumed_fine_tune_needs_its_init_file_no_more(tmp_path: Path) -> None
     assert not train(config, should_stop=lambda: True).finished
     start.unlink()  # e.g. shipped over, or moved away
     assert train(config, resume=True).finished
-    provenance = load_checkpoint(tmp_path / "second" / "best.safetensors").metadata["provenance"]
+    provenance = read_checkpoint(tmp_path / "second" / "best.safetensors").metadata["provenance"]
     assert provenance["init_from"]["file"] == "start.safetensors"
     assert "seed" in str(provenance["init_from"]["provenance"])
 
@@ -188,3 +195,66 @@ def test_validation_pairs_do_not_depend_on_the_run_seed(tmp_path: Path) -> None:
         )
     assert inputs[0]
     assert inputs[0] == inputs[1]
+
+
+def test_a_run_with_the_defocus_front_end_trains_all_three_stages(tmp_path: Path) -> None:
+    logged: list[str] = []
+    config = _tiny(tmp_path, "model.use_defocus=true", "stages.front_end_steps=2")
+    assert [stage.number for stage in build_stages(config)] == [0, 1, 2]
+    assert train(config, log=logged.append).finished
+    assert any(line.startswith("[stage 0]") for line in logged)
+    restorer = load_restorer(tmp_path / "best.safetensors")
+    assert restorer.config == model_config(config.model)
+    assert restorer.defocus is not None
+    out = restorer.run(torch.rand(1, 3, 40, 40))
+    assert out.radius_px is not None
+
+
+def test_front_end_steps_need_the_front_end(tmp_path: Path) -> None:
+    with pytest.raises(TrainConfigError, match="front_end_steps must be 0"):
+        _tiny(tmp_path, "stages.front_end_steps=2")
+
+
+def test_adopted_weights_refine_the_blend_as_they_refined_the_blurry_image() -> None:
+    torch.manual_seed(0)
+    plain = _tiny(Path("unused"))
+    start = build_restorer(model_config(plain.model)).eval()
+    for conv in start.network.film or ():  # give FiLM weight so the prior's input matters
+        assert isinstance(conv, torch.nn.Conv2d)
+        torch.nn.init.normal_(conv.weight, std=0.5)
+    grown = build_restorer(
+        model_config(_tiny(Path("unused"), "model.use_defocus=true").model)
+    ).eval()
+    adopt_without_front_end(grown, start)
+    assert grown.prior is not None
+    assert start.prior is not None
+    image, blurry = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    both = torch.cat([image, blurry], dim=1)
+    with torch.no_grad():
+        z = start.prior.encoder_lq(image)
+        assert torch.allclose(grown.prior.encoder_lq(both), z, atol=1e-6)
+        teacher = start.prior.encoder_gt(image, blurry)
+        assert torch.allclose(grown.prior.encoder_gt(both, blurry), teacher, atol=1e-6)
+        assert torch.allclose(grown.network(both, cond=z), start.network(image, cond=z), atol=1e-5)
+
+
+def test_init_from_a_model_without_the_front_end_adopts_its_weights(tmp_path: Path) -> None:
+    train(_tiny(tmp_path / "first"))
+    start = tmp_path / "first" / "best.safetensors"
+    config = _tiny(tmp_path / "second", f"model.init_from={start}", "model.use_defocus=true")
+    restorer = initial_restorer(config)
+    assert restorer.defocus is not None
+    source = load_restorer(start).state_dict()
+    grown = restorer.state_dict()
+    assert torch.equal(
+        grown["network.decoder_level1.0.norm1.weight"],
+        source["network.decoder_level1.0.norm1.weight"],
+    )
+    other = _tiny(
+        tmp_path / "third",
+        f"model.init_from={start}",
+        "model.use_defocus=true",
+        "model.prior_channels=4",
+    )
+    with pytest.raises(TrainConfigError, match=r"prior\.latent_channels: 8 vs 4"):
+        initial_restorer(other)
