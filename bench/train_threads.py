@@ -50,9 +50,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    config = TrainConfig.from_dict(
-        {"model": {"preset": args.preset, "use_defocus": args.defocus}}
-    )
+    config = TrainConfig.from_dict({"model": {"preset": args.preset, "use_defocus": args.defocus}})
     times: dict[int, list[float]] = {n: [] for n in args.threads}
     step_seconds(config, 1, 1, args.patch_px)  # warm-up: allocator, kernels
     for _ in range(args.rounds):

@@ -29,10 +29,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from model.psf import disk_psf
+from model.psf import disk_psf, fast_fft_length
 
-# The discrete Laplacian, the regulariser of every candidate.
-LAPLACIAN = ((0.0, -1.0, 0.0), (-1.0, 4.0, -1.0), (0.0, -1.0, 0.0))
+# The discrete Laplacian, the regulariser of every candidate (and of the Wiener baseline).
+LAPLACIAN_TAPS = ((0.0, -1.0, 0.0), (-1.0, 4.0, -1.0), (0.0, -1.0, 0.0))
 
 
 def _symmetric_index(size: int, before: int, after: int, device: torch.device) -> Tensor:
@@ -52,19 +52,6 @@ def symmetric_pad(image: Tensor, top: int, bottom: int, left: int, right: int) -
     rows = _symmetric_index(H, top, bottom, image.device)
     cols = _symmetric_index(W, left, right, image.device)
     return image.index_select(-2, rows).index_select(-1, cols)
-
-
-def fast_fft_length(n: int) -> int:
-    """Smallest 5-smooth integer >= n (FFT lengths with only factors 2, 3, 5 are fast)."""
-    size = n
-    while True:
-        rest = size
-        for factor in (2, 3, 5):
-            while rest % factor == 0:
-                rest //= factor
-        if rest == 1:
-            return size
-        size += 1
 
 
 def _centred_spectrum(kernel: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -118,7 +105,7 @@ class WienerBank(nn.Module):
             )
         # derived tables: rebuilt from the config, never stored in checkpoints
         self.register_buffer("kernels", kernels, persistent=False)  # (R, k, k)
-        self.register_buffer("laplacian", torch.tensor(LAPLACIAN), persistent=False)  # (3, 3)
+        self.register_buffer("laplacian", torch.tensor(LAPLACIAN_TAPS), persistent=False)  # (3, 3)
         self.register_buffer(
             "balance", torch.tensor(self.balances).view(1, -1, 1, 1), persistent=False
         )  # (1, N, 1, 1)

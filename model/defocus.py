@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.config import DefocusConfig
-from model.deconvolution import WienerBank
+from model.deconvolution import LAPLACIAN_TAPS, WienerBank
 
 # ITU-R BT.601 luma weights: the estimator reads blur from luminance
 LUMA = (0.299, 0.587, 0.114)
@@ -121,9 +121,7 @@ class BlurEstimator(nn.Module):
         )
         self.head = nn.Conv2d(width, radii + balances, 1)
         self.register_buffer(
-            "laplacian",
-            torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]).view(1, 1, 3, 3),
-            persistent=False,
+            "laplacian", torch.tensor(LAPLACIAN_TAPS).view(1, 1, 3, 3), persistent=False
         )
 
     def _log_energy(self, luma: Tensor) -> Tensor:

@@ -78,3 +78,25 @@ def dual_pixel_psfs(signed_radius_px: float) -> tuple[np.ndarray, np.ndarray]:
     if signed_radius_px < 0:
         left, right = right, left
     return (left / left.sum()).astype(np.float32), (right / right.sum()).astype(np.float32)
+
+
+def gaussian_psf(sigma_px: float) -> np.ndarray:
+    """Normalised (k, k) Gaussian kernel, k = 2 * ceil(3 sigma) + 1."""
+    half = max(1, int(np.ceil(3 * sigma_px)))
+    taps = np.arange(-half, half + 1, dtype=np.float64)
+    line = np.exp(-(taps**2) / (2 * sigma_px**2))
+    kernel = np.outer(line, line)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def fast_fft_length(n: int) -> int:
+    """Smallest 5-smooth integer >= n (FFT lengths with only factors 2, 3, 5 are fast)."""
+    size = n
+    while True:
+        rest = size
+        for factor in (2, 3, 5):
+            while rest % factor == 0:
+                rest //= factor
+        if rest == 1:
+            return size
+        size += 1

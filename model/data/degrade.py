@@ -33,20 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from model.psf import POINT_RADIUS_PX, disk_grid, disk_psf, dual_pixel_psfs
-
-
-def fast_fft_size(n: int) -> int:
-    """Smallest 5-smooth integer >= n (FFT lengths with only factors 2, 3, 5 are fast)."""
-    size = n
-    while True:
-        rest = size
-        for factor in (2, 3, 5):
-            while rest % factor == 0:
-                rest //= factor
-        if rest == 1:
-            return size
-        size += 1
+from model.psf import (
+    POINT_RADIUS_PX,
+    disk_grid,
+    disk_psf,
+    dual_pixel_psfs,
+    fast_fft_length,
+    gaussian_psf,
+)
 
 
 def reflect_pad_planar(image: np.ndarray, margin: int) -> np.ndarray:
@@ -60,8 +54,8 @@ def reflect_pad_planar(image: np.ndarray, margin: int) -> np.ndarray:
     """
     planar = image[None] if image.ndim == 2 else np.moveaxis(image, 2, 0)
     h, w = planar.shape[1:]
-    extra_h = fast_fft_size(h + 2 * margin) - h - margin
-    extra_w = fast_fft_size(w + 2 * margin) - w - margin
+    extra_h = fast_fft_length(h + 2 * margin) - h - margin
+    extra_w = fast_fft_length(w + 2 * margin) - w - margin
     widths = ((0, 0), (margin, extra_h), (margin, extra_w))
     return np.pad(planar.astype(np.float64), widths, mode="symmetric")
 
@@ -159,11 +153,8 @@ def soft_disk_psf(radius_px: float, sigma_px: float) -> np.ndarray:
     disk = disk_psf(radius_px)
     if sigma_px <= 0:
         return disk
-    half = math.ceil(3 * sigma_px)
-    taps = np.arange(-half, half + 1, dtype=np.float64)
-    line = np.exp(-(taps**2) / (2 * sigma_px**2))
-    line /= line.sum()
-    kernel = np.pad(disk.astype(np.float64), half)
+    line = gaussian_psf(sigma_px).sum(axis=0).astype(np.float64)  # its separable 1-D taps
+    kernel = np.pad(disk.astype(np.float64), len(line) // 2)
     kernel = np.apply_along_axis(np.convolve, 0, kernel, line, mode="same")
     kernel = np.apply_along_axis(np.convolve, 1, kernel, line, mode="same")
     return (kernel / kernel.sum()).astype(np.float32)

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from model.data.degrade import convolve, crop_planar, reflect_pad_planar, transfer_function
+from model.deconvolution import LAPLACIAN_TAPS
+from model.psf import gaussian_psf
 
 EDGE_PAD_PX = 16
 RL_ITERATIONS = 30
@@ -53,8 +55,8 @@ def edge_taper(
     return weight * padded + (1.0 - weight) * blurred
 
 
-# The discrete Laplacian: Wiener's regulariser, growing with frequency.
-LAPLACIAN = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
+# The discrete Laplacian: Wiener's regulariser, growing with frequency (the bank's too).
+LAPLACIAN = np.array(LAPLACIAN_TAPS, np.float32)
 
 
 def wiener_sweep(
@@ -120,15 +122,6 @@ def richardson_lucy(
         ratio = observed / np.maximum(apply(estimate, otf), 1e-6)
         estimate = estimate * apply(ratio, adjoint)
     return np.clip(crop_planar(estimate, margin, blurry), 0.0, 1.0)
-
-
-def gaussian_psf(sigma_px: float) -> np.ndarray:
-    """Normalised (k, k) Gaussian kernel, k = 2 * ceil(3 sigma) + 1."""
-    half = max(1, int(np.ceil(3 * sigma_px)))
-    taps = np.arange(-half, half + 1, dtype=np.float64)
-    line = np.exp(-(taps**2) / (2 * sigma_px**2))
-    kernel = np.outer(line, line)
-    return (kernel / kernel.sum()).astype(np.float32)
 
 
 def unsharp_mask(

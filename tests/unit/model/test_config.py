@@ -1,12 +1,25 @@
-"""SwintormerConfig: presets, validation, JSON round trip, size multiple."""
+"""Architecture configs: the network's presets, validation, JSON round trip, size multiple;
+the deployable `ModelConfig`, its presets and invariants."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from model.config import PRESETS, SwintormerConfig, config_differences, preset
+from model.config import (
+    MODEL_PRESETS,
+    PRESETS,
+    DefocusConfig,
+    ModelConfig,
+    PriorConfig,
+    SwintormerConfig,
+    compose,
+    config_differences,
+    model_preset,
+    preset,
+)
 
 
 def test_presets_are_the_documented_ones() -> None:
@@ -62,3 +75,47 @@ def test_config_differences_name_each_key_sorted_and_skip_the_ignored() -> None:
         "optim.lr: 0.001 vs 0.002",
     ]
     assert config_differences(saved, dict(saved)) == []
+
+
+@pytest.mark.parametrize("name", MODEL_PRESETS)
+def test_model_presets_round_trip_and_hold_their_invariants(name: str) -> None:
+    config = model_preset(name)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    if config.prior is not None:
+        assert config.network.cond_channels == config.prior.latent_channels
+        assert config.prior.in_channels == config.network.in_channels
+    if config.defocus is not None:
+        assert config.network.in_channels == 6
+        assert config.image_channels == 3
+
+
+def test_the_paper_model_is_the_released_network_alone() -> None:
+    paper = model_preset("paper")
+    assert paper.network == preset("paper")
+    assert paper.prior is None
+    assert paper.defocus is None
+    assert paper.image_channels == 6  # dual-pixel input
+
+
+def test_model_config_refuses_parts_that_do_not_fit() -> None:
+    lite = preset("lite")
+    with pytest.raises(ValueError, match="cond_channels"):
+        ModelConfig(lite, PriorConfig())
+    with pytest.raises(ValueError, match="input channels"):
+        ModelConfig(replace(lite, cond_channels=64), PriorConfig(in_channels=6))
+    with pytest.raises(ValueError, match="6 channels"):
+        ModelConfig(lite, None, DefocusConfig())
+    with pytest.raises(ValueError, match="unknown ModelConfig keys: extra"):
+        ModelConfig.from_dict({"network": lite.to_dict(), "extra": 1})
+
+
+def test_differences_name_fields_and_missing_parts() -> None:
+    a = model_preset("lite-prior")
+    b = compose("lite", PriorConfig(steps=2), DefocusConfig())
+    assert a.differences(a) == []
+    assert a.differences(b) == [
+        "network.in_channels: 3 vs 6",
+        "prior.in_channels: 3 vs 6",
+        "prior.steps: 4 vs 2",
+        "defocus: none vs present",
+    ]

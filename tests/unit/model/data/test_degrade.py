@@ -1,4 +1,4 @@
-"""Defocus synthesis: kernels, layered compositing, sensor model, determinism."""
+"""Defocus synthesis: lens kernels, layered compositing, radius maps, sensor model, determinism."""
 
 from __future__ import annotations
 
@@ -8,45 +8,20 @@ import pytest
 from model.data.dead_leaves import DeadLeavesSettings, dead_leaves
 from model.data.degrade import (
     BlurDistribution,
+    KernelShapes,
     LayeredScene,
     SensorModel,
+    cat_eye_psf,
     composite_defocus,
     convolve,
     degrade_scene,
-    fast_fft_size,
     jpeg_roundtrip,
     photo_scene,
     quantise_8bit,
+    radius_map_of,
+    soft_disk_psf,
 )
-from model.psf import disk_psf, dual_pixel_psfs
-
-
-@pytest.mark.parametrize("radius", [0.0, 0.01, 0.049, 0.05, 0.3, 0.5, 1.0, 1.5, 3.0, 4.5, 8.0])
-def test_disk_psf_sums_to_one_and_is_symmetric(radius: float) -> None:
-    psf = disk_psf(radius)
-    assert psf.dtype == np.float32
-    assert psf.shape[0] == psf.shape[1]
-    assert psf.shape[0] % 2 == 1
-    assert psf.sum() == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(psf, psf[::-1, :], atol=1e-7)
-    np.testing.assert_allclose(psf, psf.T, atol=1e-7)
-
-
-def test_disk_psf_support_and_area() -> None:
-    psf = disk_psf(3.0)
-    assert psf.shape == (7, 7)
-    # The unnormalised taps are pixel coverages: they add up to the disk's area.
-    coverage = psf / psf.max()
-    assert coverage.sum() == pytest.approx(np.pi * 9, rel=0.02)
-    assert psf[3, 0] > 0
-    assert psf[0, 0] == 0
-
-
-def test_disk_psf_rejects_bad_radius() -> None:
-    with pytest.raises(ValueError, match="radius"):
-        disk_psf(-1.0)
-    with pytest.raises(ValueError, match="radius"):
-        disk_psf(float("nan"))
+from model.psf import disk_psf
 
 
 def test_radius_zero_is_identity() -> None:
@@ -68,25 +43,6 @@ def test_convolve_matches_direct_sum_inside_and_keeps_shape() -> None:
     np.testing.assert_allclose(out[y, x], expected, atol=1e-5)
     # A constant image stays constant: the symmetric border adds no dark halo.
     np.testing.assert_allclose(convolve(np.full((9, 9), 0.25), psf), 0.25, atol=1e-6)
-
-
-def test_fast_fft_size_is_five_smooth() -> None:
-    assert fast_fft_size(422) == 432
-    assert fast_fft_size(7) == 8
-    assert fast_fft_size(1) == 1
-
-
-@pytest.mark.parametrize("signed_radius", [2.5, -2.5, 0.7, -0.7])
-def test_dual_pixel_views_average_to_disk_and_swap_in_front_of_focus(signed_radius: float) -> None:
-    left, right = dual_pixel_psfs(signed_radius)
-    assert left.sum() == pytest.approx(1.0, abs=1e-6)
-    assert right.sum() == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(0.5 * (left + right), disk_psf(abs(signed_radius)), atol=1e-6)
-    np.testing.assert_allclose(left, right[:, ::-1], atol=1e-7)
-    columns = np.arange(left.shape[1]) - left.shape[1] // 2
-    left_centroid = float((left.sum(axis=0) * columns).sum())
-    # Behind the focal plane the left view leans left; in front of it the views swap.
-    assert np.sign(left_centroid) == -np.sign(signed_radius)
 
 
 def test_composite_of_sharp_layers_is_plain_occlusion() -> None:
@@ -174,3 +130,57 @@ def test_photo_scene_sharp_composite_is_the_photo() -> None:
     np.testing.assert_allclose(composite_defocus(scene, [disk_psf(0.0)] * 3), photo, atol=1e-6)
     pair = degrade_scene(scene, rng, BlurDistribution(), SensorModel(noise_sigma_max=0.0))
     np.testing.assert_allclose(pair.sharp, photo, atol=1e-6)
+
+
+def test_radius_map_is_the_radius_of_the_layer_seen_in_focus() -> None:
+    colours = np.zeros((2, 4, 6, 3), np.float32)
+    alphas = np.ones((2, 4, 6), np.float32)
+    alphas[1, :, :3] = 0.0  # the near layer covers the right half
+    scene = LayeredScene(colours, alphas, np.array([1.0, 0.0]))
+    radius_map = radius_map_of(scene, np.array([-3.0, 1.5]))
+    np.testing.assert_array_equal(radius_map[:, :3], 3.0)
+    np.testing.assert_array_equal(radius_map[:, 3:], 1.5)
+
+
+@pytest.mark.parametrize("radius", [0.0, 1.5, 4.0])
+def test_softened_and_cat_eye_disks_are_normalised_kernels(radius: float) -> None:
+    soft = soft_disk_psf(radius, 0.8)
+    cat_eye = cat_eye_psf(radius, 0.6, 0.0)
+    for kernel in (soft, cat_eye):
+        assert kernel.sum() == pytest.approx(1.0, abs=1e-6)
+        assert kernel.shape[0] % 2 == 1
+        np.testing.assert_allclose(kernel, kernel[::-1, ::-1], atol=1e-7)  # centred
+    assert soft.shape[0] > disk_psf(radius).shape[0]
+    if radius > 1:
+        # an aperture clipped along x is narrower along x than along y
+        spread_x = (cat_eye.sum(axis=0) * (np.arange(cat_eye.shape[1]) - radius) ** 2).sum()
+        spread_y = (cat_eye.sum(axis=1) * (np.arange(cat_eye.shape[0]) - radius) ** 2).sum()
+        assert spread_x < spread_y
+
+
+def test_kernel_shapes_draw_every_lens_and_repeat_with_the_seed() -> None:
+    shapes = KernelShapes(soft_probability=0.4, cat_eye_probability=0.4)
+    kinds = set()
+    for seed in range(30):
+        kernel = shapes.kernel_maker(np.random.default_rng(seed))(3.0)
+        again = shapes.kernel_maker(np.random.default_rng(seed))(3.0)
+        np.testing.assert_array_equal(kernel, again)
+        if np.array_equal(kernel, disk_psf(3.0)):
+            kinds.add("disk")
+        elif kernel.shape != disk_psf(3.0).shape:
+            kinds.add("soft")
+        else:
+            kinds.add("cat-eye")
+    assert kinds == {"disk", "soft", "cat-eye"}
+
+
+def test_degraded_pairs_carry_their_radius_map() -> None:
+    rng = np.random.default_rng(3)
+    scene = dead_leaves(rng, None, DeadLeavesSettings(size_px=48, num_layers=3))
+    pair = degrade_scene(scene, rng, BlurDistribution(), SensorModel(), shapes=KernelShapes())
+    assert pair.radius_map.shape == (48, 48)
+    assert pair.radius_map.dtype == np.float32
+    radii = np.abs(pair.radii_px)
+    # leaf edges are anti-aliased, so the map mixes neighbouring layers' radii there
+    assert radii.min() - 1e-5 <= float(pair.radius_map.min())
+    assert float(pair.radius_map.max()) <= radii.max() + 1e-5

@@ -1,0 +1,93 @@
+"""The defocus front end: soft radius labels, the blend, the defocus map, gradients, autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.config import DefocusConfig
+from model.defocus import DefocusFrontEnd, radius_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CONFIG = DefocusConfig(radii_px=(0.0, 1.0, 2.5, 4.5), estimator_width=8, estimator_blocks=2)
+
+
+def _front_end() -> DefocusFrontEnd:
+    torch.manual_seed(0)
+    return DefocusFrontEnd(CONFIG).eval()
+
+
+def test_soft_labels_split_between_neighbouring_radii_and_keep_the_mean() -> None:
+    front = _front_end()
+    radius = torch.tensor([0.0, 1.0, 1.75, 4.5, 9.0]).view(1, 1, 1, 5)
+    labels = front.soft_labels(radius)  # (1, R, 1, 5)
+    torch.testing.assert_close(labels.sum(dim=1), torch.ones(1, 1, 5))
+    torch.testing.assert_close(labels[0, :, 0, 1], torch.tensor([0.0, 1.0, 0.0, 0.0]))
+    torch.testing.assert_close(labels[0, :, 0, 2], torch.tensor([0.0, 0.5, 0.5, 0.0]))
+    radii = torch.tensor(CONFIG.radii_px).view(1, -1, 1, 1)
+    expected = (labels * radii).sum(dim=1, keepdim=True)
+    torch.testing.assert_close(expected, radius.clamp(max=4.5))
+
+
+def test_outputs_have_the_input_size_and_radii_in_the_bank_range() -> None:
+    front = _front_end()
+    with torch.no_grad():
+        out = front(torch.rand(2, 3, 37, 50))
+    assert out.blend.shape == (2, 3, 37, 50)
+    assert out.radius_px.shape == (2, 1, 37, 50)
+    assert out.radius_logits.shape == (2, len(CONFIG.radii_px), 37, 50)
+    assert float(out.radius_px.min()) >= 0.0
+    assert float(out.radius_px.max()) <= max(CONFIG.radii_px)
+
+
+def test_a_given_radius_map_replaces_the_estimate() -> None:
+    front = _front_end()
+    truth = torch.full((1, 1, 24, 24), 2.5)
+    with torch.no_grad():
+        out = front(torch.rand(1, 3, 24, 24), radius_px=truth)
+    torch.testing.assert_close(out.radius_px, truth)
+
+
+def test_the_blend_is_a_convex_mix_of_the_candidates() -> None:
+    front = _front_end()
+    image = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        candidates = front.bank(image).flatten(1, 2)  # (1, R*N, 3, H, W)
+        blend = front(image).blend
+    assert bool((blend >= candidates.min(dim=1).values - 1e-5).all())
+    assert bool((blend <= candidates.max(dim=1).values + 1e-5).all())
+
+
+def test_both_losses_reach_the_estimator() -> None:
+    front = DefocusFrontEnd(CONFIG)
+    image, sharp = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    out = front(image)
+    loss = (out.blend - sharp).abs().mean() + radius_loss(
+        out.radius_logits, front.soft_labels(torch.full((1, 1, 24, 24), 1.0))
+    )
+    loss.backward()
+    grads = [p.grad for p in front.estimator.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads if g is not None)
+
+
+def test_under_cpu_autocast_the_front_end_stays_float32_inside() -> None:
+    front = _front_end()
+    image = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        expected = front(image).blend
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = front(image)
+    assert torch.isfinite(out.blend).all()
+    torch.testing.assert_close(out.blend.float(), expected, atol=1e-2, rtol=0)
+
+
+def test_invalid_front_end_configs_are_refused() -> None:
+    with pytest.raises(ValueError, match="radii_px must start at 0"):
+        DefocusConfig(radii_px=(0.5, 1.0))
+    with pytest.raises(ValueError, match="strictly increase"):
+        DefocusConfig(radii_px=(0.0, 2.0, 1.0))
+    with pytest.raises(ValueError, match="balances"):
+        DefocusConfig(balances=(1e-2, 1e-3))
+    assert DefocusConfig().margin_px >= 2 * max(DefocusConfig().radii_px)
