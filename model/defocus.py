@@ -203,6 +203,14 @@ class DefocusFrontEnd(nn.Module):
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
 
+    def uniform(self, blurry: Tensor) -> FrontEndOutput:
+        """The bank without the estimator: every candidate weighted equally (an ablation)."""
+        candidates = self.bank(blurry)  # (B, R, N, 3, H, W)
+        B, R, _, _, H, W = candidates.shape
+        logits = torch.zeros(B, R, H, W, device=blurry.device)
+        expected = self.radii.mean(dim=1, keepdim=True).expand(B, 1, H, W)
+        return FrontEndOutput(candidates.mean(dim=(1, 2)).to(blurry.dtype), expected, logits)
+
     def soft_labels(self, radius_px: Tensor) -> Tensor:
         """A radius map (B, 1, H, W) as weights over the bank radii (B, R, H, W).
 

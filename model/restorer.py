@@ -109,7 +109,7 @@ class Restorer(nn.Module):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        radius_px: Tensor | None = None,
+        front: FrontEndOutput | None = None,
     ) -> Restoration:
         """Restore a batch; also return the estimated defocus map.
 
@@ -122,9 +122,13 @@ class Restorer(nn.Module):
                 the tile batch size (nor on out-of-memory batch halving).
             seed: the per-image seed when `generator` is None (None = `DEFAULT_SEED`); a
                 job's seed belongs here rather than in a generator shared by its tile batches.
-            radius_px: a known radius map (B, 1, H, W) replacing the estimate (ablations).
+            front: the front end's output to use instead of computing it (ablations: a true
+                radius map, uniform weights); ignored without a front end.
         """
-        front = self.front(blurry, radius_px)
+        if self.defocus is None:
+            front = None
+        elif front is None:
+            front = self.front(blurry)
         image = self.network_input(blurry, front)
         radius = None if front is None else front.radius_px
         if self.prior is None:

@@ -108,7 +108,7 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
     except (CheckpointError, CheckpointMissingError, ValueError) as error:
         raise DeblurError(str(error)) from error
     assert runtime.restorer is not None
-    if runtime.restorer.network.config.in_channels != 3 * len(views):
+    if runtime.restorer.image_channels != 3 * len(views):
         raise DeblurError(
             "this is a dual-pixel network: pass --left-view"
             if len(views) == 1

@@ -189,7 +189,7 @@ class Runtime:
     def _peak_bytes(self, batch: int, edge: int) -> int:
         """Peak CUDA memory allocated while restoring `batch` blank tiles of `edge` pixels."""
         assert self.restorer is not None, "setup() first"
-        channels = self.restorer.network.config.in_channels
+        channels = self.restorer.image_channels
         tiles = torch.zeros(batch, channels, edge, edge, device=self.device)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)

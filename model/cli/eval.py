@@ -2,7 +2,11 @@
 
     swintormer eval                                   # baselines on the synthetic set
     swintormer eval --checkpoint weights/x.safetensors --out runs/eval
+    swintormer eval --set layered --checkpoint weights/x.safetensors   # spatially varying blur
     swintormer eval --set dpdd /data/dpdd --checkpoint weights/x.safetensors
+
+With a checkpoint that has the defocus front end, a table of the blur estimator's error (mean
+absolute radius error in px per cell, on the deployed tiles) follows the scores.
 
 Prints the Markdown tables; `--out DIR` also writes `eval.md` and `eval.json` (per-image scores).
 """
@@ -27,9 +31,12 @@ from model.evaluation.cases import (
     EVAL_PHOTOS,
     EVAL_RADII_PX,
     EVAL_SEED,
+    LAYERED_LAYERS,
+    LAYERED_SEED,
     EvalCase,
     EvalSetError,
     dpdd_cases,
+    layered_cases,
     load_eval_photos,
     synthetic_cases,
 )
@@ -39,6 +46,8 @@ from model.evaluation.evaluate import (
     baseline_results,
     evaluate_cases,
     evaluate_stream,
+    radius_error_markdown,
+    radius_errors,
     report_json,
     report_markdown,
 )
@@ -53,15 +62,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         dest="eval_set",
-        choices=("synthetic", "dpdd"),
+        choices=("synthetic", "layered", "dpdd"),
         default="synthetic",
-        help="synthetic: bundled photos blurred by known disks; dpdd: the DPDD dataset at PATH",
+        help=(
+            "synthetic: bundled photos blurred by known disks; layered: the same photos with "
+            "spatially varying blur (depth layers, known radius maps); dpdd: DPDD at PATH"
+        ),
     )
     parser.add_argument("path", nargs="?", type=Path, help="DPDD root folder (with --set dpdd)")
     parser.add_argument("--split", choices=[s.value for s in Split], default="test")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
     parser.add_argument("--crop-px", type=int, default=CROP_PX, help="synthetic crop side")
-    parser.add_argument("--seed", type=int, default=EVAL_SEED, help="synthetic noise seed")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"synthetic set's seed (default {EVAL_SEED}; layered: {LAYERED_SEED})",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write eval.md and eval.json here")
     model = parser.add_argument_group("model rows (with --checkpoint)")
     model.add_argument("--ablations", action="store_true", help="prior off/on, T, tiling rows")
@@ -75,8 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _validate(args: argparse.Namespace) -> str | None:
     if args.eval_set == "dpdd" and args.path is None:
         return "--set dpdd needs the DPDD root folder: swintormer eval --set dpdd PATH"
-    if args.eval_set == "synthetic" and args.path is not None:
-        return f"unexpected PATH {args.path} for the synthetic set (it is built in)"
+    if args.eval_set != "dpdd" and args.path is not None:
+        return f"unexpected PATH {args.path} for the {args.eval_set} set (it is built in)"
     if args.checkpoint is not None and not args.checkpoint.is_file():
         return f"checkpoint {args.checkpoint} not found"
     if args.limit is not None and args.limit < 1:
@@ -90,7 +107,7 @@ def _model_methods(args: argparse.Namespace, restorer: Restorer | None) -> list[
         return []
     tiles = TileSettings(args.tile_px, args.overlap_px, args.batch)
     name = args.name or args.checkpoint.stem
-    use_dual_pixel = restorer.network.config.in_channels == 6
+    use_dual_pixel = restorer.image_channels == 6
     methods: list[tuple[str, CaseFn]] = []
     for row in model_rows(restorer, name, tiles, args.ablations):
         fn = restorer_fn(restorer, row, args.device)
@@ -101,7 +118,7 @@ def _model_methods(args: argparse.Namespace, restorer: Restorer | None) -> list[
                 raise EvalSetError(
                     f"{case.image_name} has no dual-pixel views for a 6-channel model"
                 )
-            return fn(image)
+            return fn(image, case.radius_map)
 
         methods.append((row.label, method))
     return methods
@@ -110,25 +127,34 @@ def _model_methods(args: argparse.Namespace, restorer: Restorer | None) -> list[
 def _synthetic(
     args: argparse.Namespace, restorer: Restorer | None
 ) -> tuple[list[MethodResult], dict[str, Any]]:
-    if restorer is not None and restorer.network.config.in_channels != 3:
+    if restorer is not None and restorer.image_channels != 3:
         raise EvalSetError(
             "the synthetic set has no dual-pixel views: score 6-channel models on --set dpdd"
         )
     photos = load_eval_photos(EVAL_PHOTOS[: args.limit], args.crop_px)
-    cases = synthetic_cases(photos, EVAL_RADII_PX, EVAL_NOISE_SIGMAS, args.seed)
-    metadata = {
-        "set": "synthetic",
+    metadata: dict[str, Any] = {
+        "set": args.eval_set,
         "photos": [name for name, _ in photos],
         "crop_px": args.crop_px,
-        "radii_px": list(EVAL_RADII_PX),
         "noise_sigmas": list(EVAL_NOISE_SIGMAS),
-        "seed": args.seed,
     }
+    if args.eval_set == "layered":
+        seed = LAYERED_SEED if args.seed is None else args.seed
+        cases = layered_cases(photos, EVAL_NOISE_SIGMAS, seed)
+        metadata |= {"seed": seed, "layers": LAYERED_LAYERS}
+    else:
+        seed = EVAL_SEED if args.seed is None else args.seed
+        cases = synthetic_cases(photos, EVAL_RADII_PX, EVAL_NOISE_SIGMAS, seed)
+        metadata |= {"seed": seed, "radii_px": list(EVAL_RADII_PX)}
     results = baseline_results(cases)
     for label, method in _model_methods(args, restorer):
         start = time.perf_counter()
         results.append(evaluate_cases(method, cases, label))
         results[-1].notes["all"] = f"{time.perf_counter() - start:.1f} s for {len(cases)} images"
+    if restorer is not None and restorer.defocus is not None:
+        tiles = TileSettings(args.tile_px, args.overlap_px, args.batch)
+        errors = radius_errors(restorer, cases, tiles, args.device)
+        metadata["radius_error_px"] = errors
     return results, metadata
 
 
@@ -136,7 +162,7 @@ def _dpdd(
     args: argparse.Namespace, restorer: Restorer | None
 ) -> tuple[list[MethodResult], dict[str, Any]]:
     split = Split(args.split)
-    use_dual_pixel = restorer is not None and restorer.network.config.in_channels == 6
+    use_dual_pixel = restorer is not None and restorer.image_channels == 6
     methods: list[tuple[str, CaseFn]] = [
         ("input (blurred)", lambda case: case.blurry),
         ("unsharp mask", lambda case: unsharp_mask(case.blurry)),
@@ -158,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         restorer = None
         if args.checkpoint is not None:
             restorer = load_restorer(args.checkpoint, torch.device(args.device))
-        build = _synthetic if args.eval_set == "synthetic" else _dpdd
+        build = _dpdd if args.eval_set == "dpdd" else _synthetic
         results, metadata = build(args, restorer)
     except (EvalSetError, FileNotFoundError, CheckpointError, ValueError) as error:
         print(f"swintormer eval: {error}", file=sys.stderr)
@@ -166,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
     metadata["checkpoint"] = str(args.checkpoint) if args.checkpoint is not None else None
     metadata["seconds"] = round(time.perf_counter() - start, 1)
     markdown = report_markdown(results, f"{metadata['set']} evaluation")
+    if "radius_error_px" in metadata:
+        markdown += "\n" + radius_error_markdown(metadata["radius_error_px"])
     print(markdown)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

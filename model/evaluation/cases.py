@@ -7,6 +7,10 @@ and sporco (kodim23, monarch, sail, tulips, barbara). Each is centre-cropped to 
 `CROP_PX` a side. Every photo is degraded at every (radius, noise) cell with uniform disk
 blur, Gaussian noise and 8-bit quantisation, seeded by (seed, photo, cell), so the set is
 identical on every machine.
+
+`layered_cases` is the spatially varying set: the same photos cut into depth layers, each
+blurred by its own disk (in-focus regions, depth edges), with the true radius map, under its
+own fixed seed. Radius maps come with every synthetic case, so a blur estimate can be scored.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data.degrade import add_noise, convolve, quantise_8bit
+from model.data.degrade import (
+    BlurDistribution,
+    add_noise,
+    composite_defocus,
+    convolve,
+    photo_scene,
+    quantise_8bit,
+    radius_map_of,
+)
 from model.data.dpdd import DpddDataset, Split, read_image
 from model.psf import disk_psf
 
@@ -27,6 +39,8 @@ CROP_PX = 384
 EVAL_RADII_PX = (1.5, 3.0, 4.5, 6.0)
 EVAL_NOISE_SIGMAS = (0.0, 0.01)
 EVAL_SEED = 2026
+LAYERED_SEED = 7031  # the spatially varying set's own seed (training never uses it)
+LAYERED_LAYERS = 4
 
 
 @dataclass(frozen=True)
@@ -97,8 +111,11 @@ class EvalCase:
     group: the table column it belongs to (e.g. "r=3 σ=0.01", or "dpdd").
     sharp, blurry: (H, W, 3) float32 in [0, 1]; blurry is the ordinary (combined) image.
     psf: the true (k, k) blur kernel, or None where unknown (real data).
-    radius_px, noise_sigma: the degradation (NaN where unknown).
+    radius_px, noise_sigma: the degradation (NaN where unknown or spatially varying).
     dual_pixel: (H, W, 6) left and right views for 6-channel models, or None.
+    radius_map: (H, W) float32 true defocus radius per pixel in px, or None where unknown.
+    layer_radii_px: the distinct radii of a layered case (its candidates for a single-radius
+        Wiener oracle); empty otherwise.
     """
 
     image_name: str
@@ -109,6 +126,8 @@ class EvalCase:
     radius_px: float
     noise_sigma: float
     dual_pixel: np.ndarray | None = None
+    radius_map: np.ndarray | None = None
+    layer_radii_px: tuple[float, ...] = ()
 
 
 def cell_label(radius_px: float, noise_sigma: float) -> str:
@@ -134,7 +153,49 @@ def synthetic_cases(
                 rng = np.random.default_rng([seed, p_index, r_index, n_index])
                 blurry = quantise_8bit(add_noise(convolve(sharp, psf), sigma, rng))
                 label = cell_label(radius, sigma)
-                cases.append(EvalCase(name, label, sharp, blurry, psf, radius, sigma))
+                radius_map = np.full(sharp.shape[:2], radius, np.float32)
+                cases.append(
+                    EvalCase(name, label, sharp, blurry, psf, radius, sigma, None, radius_map)
+                )
+    return cases
+
+
+def layered_cases(
+    photos: Sequence[tuple[str, np.ndarray]],
+    noise_sigmas: Sequence[float] = EVAL_NOISE_SIGMAS,
+    seed: int = LAYERED_SEED,
+) -> list[EvalCase]:
+    """Spatially varying defocus: every photo cut into depth layers, each blurred by its own disk.
+
+    The layers, focal depth and radii come from the training pipeline's own generators
+    (`model.data.degrade.photo_scene`, `BlurDistribution`: DPDD-like radii, every image with an
+    in-focus region and depth edges) but with this set's fixed seed, on photos that never enter
+    training; the true radius map comes with each case. One group per noise level.
+    """
+    cases = []
+    blur = BlurDistribution()
+    for n_index, sigma in enumerate(noise_sigmas):
+        for p_index, (name, sharp) in enumerate(photos):
+            rng = np.random.default_rng([seed, p_index, n_index])
+            scene = photo_scene(sharp, rng, LAYERED_LAYERS)
+            radii = blur.layer_radii(scene.depths, rng)
+            blurred = composite_defocus(scene, [disk_psf(abs(float(r))) for r in radii])
+            blurry = quantise_8bit(add_noise(blurred, sigma, rng))
+            layer_radii = tuple(sorted({round(abs(float(r)), 3) for r in radii}))
+            cases.append(
+                EvalCase(
+                    name,
+                    f"layered σ={sigma:g}",
+                    sharp,
+                    blurry,
+                    None,
+                    math.nan,
+                    sigma,
+                    None,
+                    radius_map_of(scene, radii),
+                    layer_radii,
+                )
+            )
     return cases
 
 

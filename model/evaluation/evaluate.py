@@ -9,7 +9,9 @@ rows every table carries:
 * Wiener (oracle): true PSF and, per cell, the balance that maximises that cell's mean PSNR
   over `WIENER_BALANCES` (it sees the ground truth: an upper bound for Wiener, not a method);
 * Richardson-Lucy: true PSF, 30 iterations;
-* unsharp mask: blind, sigma 2 px, amount 1.
+* unsharp mask: blind, sigma 2 px, amount 1;
+* on spatially varying (layered) cases: the best single-radius Wiener per image (oracle radius
+  among the true layer radii and oracle balance).
 
 Methods that need the true PSF are left out of groups without one (real data).
 """
@@ -22,10 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from model.evaluation.baselines import richardson_lucy, unsharp_mask, wiener, wiener_sweep
 from model.evaluation.cases import EvalCase
 from model.evaluation.metrics import BORDER_PX, psnr, ssim
+from model.evaluation.model_rows import estimate_radius
+from model.psf import disk_psf
+from model.restorer import Restorer
+from model.tiling import TileSettings
 
 # Balances tried per cell by the oracle Wiener filter (log-spaced, 1e-6 .. 1e-1, 4 a decade).
 WIENER_BALANCES = tuple(float(b) for b in np.logspace(-6, -1, 21))
@@ -149,9 +156,33 @@ def oracle_wiener(
     return result
 
 
+def single_radius_wiener(
+    cases: Sequence[EvalCase], balances: Sequence[float] = WIENER_BALANCES[::2]
+) -> MethodResult:
+    """Spatially varying cases: per image, the best Wiener deconvolution with one disk.
+
+    The radius (one of the image's true layer radii) and the balance are chosen per image by
+    PSNR against the ground truth: the best any single-radius deconvolution can do there.
+    """
+    result = MethodResult("Wiener, best single radius per image (oracle)", [])
+    for case in cases:
+        best: tuple[float, np.ndarray] | None = None
+        for radius in case.layer_radii_px:
+            for restored in wiener_sweep(case.blurry, disk_psf(radius), balances):
+                score = psnr(restored, case.sharp)
+                if best is None or score > best[0]:
+                    best = (score, restored)
+        assert best is not None
+        result.scores.append(
+            CaseScore(case.image_name, case.group, best[0], ssim(best[1], case.sharp))
+        )
+    return result
+
+
 def baseline_results(cases: Sequence[EvalCase]) -> list[MethodResult]:
-    """The input, oracle Wiener, Richardson-Lucy and unsharp-mask rows."""
+    """The input, oracle Wiener, Richardson-Lucy, single-radius Wiener and unsharp-mask rows."""
     known = _with_psf(cases)
+    layered = [c for c in cases if c.layer_radii_px]
     rows = [evaluate(lambda image: image, cases, "input (blurred)")]
     if known:
         rows.append(oracle_wiener(known))
@@ -162,6 +193,8 @@ def baseline_results(cases: Sequence[EvalCase]) -> list[MethodResult]:
                 "Richardson-Lucy (true PSF, 30 it.)",
             )
         )
+    if layered:
+        rows.append(single_radius_wiener(layered))
     rows.append(evaluate(unsharp_mask, cases, "unsharp mask"))
     return rows
 
@@ -233,3 +266,52 @@ def report_json(results: Sequence[MethodResult], metadata: dict[str, Any]) -> di
             for r in results
         ],
     }
+
+
+def radius_errors(
+    restorer: Restorer,
+    cases: Sequence[EvalCase],
+    tiles: TileSettings,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """The blur estimator against the true radius maps, per group (border excluded).
+
+    Returns:
+        group -> {"mae_px": mean absolute radius error, "mean_estimate_px", "mean_true_px"}.
+    """
+    errors: dict[str, list[tuple[float, float, float]]] = {}
+    inner = (slice(BORDER_PX, -BORDER_PX), slice(BORDER_PX, -BORDER_PX))
+    for case in cases:
+        if case.radius_map is None:
+            continue
+        estimate = estimate_radius(restorer, case.blurry, tiles, device)[inner]
+        truth = case.radius_map[inner]
+        errors.setdefault(case.group, []).append(
+            (float(np.abs(estimate - truth).mean()), float(estimate.mean()), float(truth.mean()))
+        )
+    return {
+        group: {
+            "mae_px": float(np.mean([e[0] for e in rows])),
+            "mean_estimate_px": float(np.mean([e[1] for e in rows])),
+            "mean_true_px": float(np.mean([e[2] for e in rows])),
+        }
+        for group, rows in errors.items()
+    }
+
+
+def radius_error_markdown(errors: dict[str, dict[str, float]]) -> str:
+    """The estimator's error table: one column per group."""
+    groups = list(errors)
+    lines = [
+        "Blur estimator against the true radius map (px, deployed tiles, border excluded):",
+        "",
+        "| | " + " | ".join(groups) + " |",
+        "|---|" + "---:|" * len(groups),
+    ]
+    for key, label in (
+        ("mae_px", "mean absolute error"),
+        ("mean_estimate_px", "mean estimate"),
+        ("mean_true_px", "mean true radius"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(f"{errors[g][key]:.2f}" for g in groups) + " |")
+    return "\n".join(lines) + "\n"

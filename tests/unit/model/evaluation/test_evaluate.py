@@ -15,6 +15,7 @@ from model.evaluation.cases import (
     BundledPhoto,
     EvalSetError,
     centre_crop,
+    layered_cases,
     load_eval_photos,
     locate,
     synthetic_cases,
@@ -25,6 +26,7 @@ from model.evaluation.evaluate import (
     markdown_table,
     report_json,
     report_markdown,
+    single_radius_wiener,
 )
 from model.evaluation.metrics import psnr
 from model.psf import disk_psf
@@ -125,3 +127,27 @@ def test_eval_cli_synthetic_baselines_on_two_photos(
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["metadata"]["photos"] == ["astronaut"]
     assert (tmp_path / "eval.md").read_text() == out.rstrip("\n") + "\n"
+
+
+def test_layered_cases_are_fixed_and_carry_true_radius_maps() -> None:
+    photos = [("p", np.random.default_rng(0).random((48, 64, 3)).astype(np.float32))]
+    cases = layered_cases(photos, (0.0, 0.01), seed=5)
+    again = layered_cases(photos, (0.0, 0.01), seed=5)
+    assert [c.group for c in cases] == ["layered σ=0", "layered σ=0.01"]
+    for case, same in zip(cases, again, strict=True):
+        np.testing.assert_array_equal(case.blurry, same.blurry)
+        assert case.radius_map is not None
+        assert case.radius_map.shape == (48, 64)
+        assert case.psf is None
+        assert case.layer_radii_px
+        assert float(case.radius_map.max()) == pytest.approx(max(case.layer_radii_px), abs=1e-3)
+    other = layered_cases(photos, (0.0,), seed=6)[0]
+    assert not np.array_equal(other.blurry, cases[0].blurry)
+
+
+def test_single_radius_wiener_picks_the_best_of_the_true_radii() -> None:
+    photos = [("p", np.random.default_rng(1).random((48, 48, 3)).astype(np.float32))]
+    case = layered_cases(photos, (0.0,), seed=3)[0]
+    row = single_radius_wiener([case], balances=(1e-3, 1e-2))
+    assert len(row.scores) == 1
+    assert row.scores[0].psnr_db >= psnr(case.blurry, case.sharp) - 1.0

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from model.evaluation.model_rows import ModelRow, model_rows, restorer_fn
-from model.restorer import Restorer, save_restorer
+from model.config import model_preset
+from model.evaluation.model_rows import (
+    FrontMode,
+    ModelRow,
+    estimate_radius,
+    model_rows,
+    restorer_fn,
+)
+from model.restorer import Restorer, build_restorer, save_restorer
 from model.tiling import Blend, TileSettings
 from swintormer.cli import main
 from tests.factories import tiny_restorer
@@ -50,15 +57,15 @@ def test_restorer_fn_is_the_deployed_path_and_reproducible() -> None:
     restorer = _restorer(True)
     image = np.random.default_rng(0).random((70, 90, 3)).astype(np.float32)
     row = ModelRow("m", True, None, TILES)
-    out = restorer_fn(restorer, row)(image)
+    out = restorer_fn(restorer, row)(image, None)
     assert out.shape == (70, 90, 3)
     assert out.dtype == np.float32
-    np.testing.assert_array_equal(restorer_fn(restorer, row)(image), out)
-    whole = restorer_fn(restorer, ModelRow("m", True, None, None))(image)
+    np.testing.assert_array_equal(restorer_fn(restorer, row)(image, None), out)
+    whole = restorer_fn(restorer, ModelRow("m", True, None, None))(image, None)
     with torch.inference_mode():
         expected = restorer.restore(torch.from_numpy(image).permute(2, 0, 1)[None])
     np.testing.assert_allclose(whole, expected[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
-    off = restorer_fn(restorer, ModelRow("m", False, None, None))(image)
+    off = restorer_fn(restorer, ModelRow("m", False, None, None))(image, None)
     with torch.inference_mode():
         plain = restorer.network(torch.from_numpy(image).permute(2, 0, 1)[None])
     np.testing.assert_allclose(off, plain[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
@@ -115,3 +122,72 @@ def test_eval_cli_on_a_dpdd_folder_with_a_dual_pixel_checkpoint(
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert [m["method"] for m in report["methods"]][:2] == ["input (blurred)", "unsharp mask"]
     assert [s["image_name"] for s in report["methods"][2]["scores"]] == ["a.png", "b.png"]
+
+
+def _defocus_restorer() -> Restorer:
+    torch.manual_seed(0)
+    return build_restorer(model_preset("tiny-defocus")).eval()
+
+
+def test_front_end_checkpoints_get_the_front_end_ablations() -> None:
+    labels = [r.label for r in model_rows(_defocus_restorer(), "d", TILES, ablations=True)]
+    for label in (
+        "d: true radius map fed in",
+        "d: no estimator (uniform weights)",
+        "d: blend alone (estimated)",
+        "d: blend alone (true radius map)",
+    ):
+        assert label in labels
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_front_end_rows_use_the_map_they_say() -> None:
+    restorer = _defocus_restorer()
+    assert restorer.defocus is not None
+    image = np.random.default_rng(1).random((40, 52, 3)).astype(np.float32)
+    truth = np.full((40, 52), 2.5, np.float32)
+    blend_true = ModelRow("m", True, None, None, FrontMode.TRUE_MAP, blend_only=True)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        expected = restorer.defocus(tensor, radius_px=torch.from_numpy(truth)[None, None]).blend
+    out = restorer_fn(restorer, blend_true)(image, truth)
+    np.testing.assert_allclose(out, expected[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    uniform = restorer_fn(restorer, ModelRow("m", True, None, None, FrontMode.UNIFORM, True))
+    with torch.inference_mode():
+        mean = restorer.defocus.bank(tensor).mean(dim=(1, 2))
+    np.testing.assert_allclose(
+        uniform(image, None), mean[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6
+    )
+    tiled = restorer_fn(restorer, ModelRow("m", True, None, TILES, FrontMode.TRUE_MAP))(
+        image, truth
+    )
+    assert tiled.shape == image.shape
+    with pytest.raises(ValueError, match="known radius map"):
+        restorer_fn(restorer, ModelRow("m", True, None, None, FrontMode.TRUE_MAP))(image, None)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_estimated_radius_is_tiled_like_the_deployed_path() -> None:
+    restorer = _defocus_restorer()
+    image = np.random.default_rng(2).random((70, 90, 3)).astype(np.float32)
+    radius = estimate_radius(restorer, image, TILES)
+    assert radius.shape == (70, 90)
+    assert float(radius.min()) >= 0.0
+    assert float(radius.max()) <= 4.5
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_eval_cli_layered_set_with_a_front_end_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = tmp_path / "d.safetensors"
+    save_restorer(checkpoint, _defocus_restorer())
+    args = ["eval", "--set", "layered", "--checkpoint", str(checkpoint), "--limit", "1"]
+    args += ["--crop-px", "64", "--tile-px", "64", "--overlap-px", "16", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "layered σ=0" in out
+    assert "Wiener, best single radius per image (oracle)" in out
+    assert "Blur estimator against the true radius map" in out
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert set(report["metadata"]["radius_error_px"]) == {"layered σ=0", "layered σ=0.01"}
