@@ -170,3 +170,14 @@ class Readiness(BaseModel):
     redis: bool
     workers_ready: int
 
+
+class ClientSettings(BaseModel):
+    """Body of `GET /client-settings`: what a client checks before uploading (the web page)."""
+
+    max_upload_bytes: int = Field(description="request body limit (413 above it)")
+    max_pixels: int = Field(description="width x height limit (413 above it)")
+    input_media_types: list[str] = Field(description="upload types the gateway decodes")
+    output_formats: list[OutputFormat] = Field(description="result encodings to choose from")
+    api_key_required: bool = Field(description="whether /deblur and /jobs need X-API-Key")
+    max_wait_s: int = Field(description="longest long-poll `GET /jobs/{id}?wait=`")
+    result_ttl_s: int = Field(description="how long a result (and defocus map) is kept")
