@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # Screenshots of the page's main states; README.md shows one of them (docs/images/).
 SCREENSHOT_DIR = Path(os.environ.get("SWINTORMER_SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
 
+# the key of the gateway that needs one (conftest's keyed_gateway)
+API_KEY = "browser-test-key"
+
 # screenshot(name) saves the page as SCREENSHOT_DIR/name.png and returns the path
 Screenshot = Callable[[str], Path]
 

@@ -15,6 +15,7 @@ from selenium import webdriver
 
 from service.redis_server import EmbeddedRedis, free_port
 from tests.browser.chromium import (
+    API_KEY,
     SCREENSHOT_DIR,
     Screenshot,
     Served,
@@ -25,9 +26,9 @@ from tests.browser.chromium import (
 from tests.defocus_restorer import save_tiny_defocus_restorer
 from tests.integration.processes import SERVICE_ENV
 
-API_KEY = "browser-test-key"
 # a database of its own on the session's server: other tests flush database 0
 REDIS_DB = 3
+IDLE_QUEUE_DEPTH = 1
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +70,15 @@ def keyed_gateway(service_env: dict[str, str], service: Served) -> Iterator[Serv
 
 @pytest.fixture(scope="session")
 def idle_gateway(service_env: dict[str, str]) -> Iterator[Served]:
-    """A gateway whose queue no worker listens on: its jobs wait until canceled."""
-    env = {**service_env, "SWINTORMER_QUEUE_NAME": "browser-test-idle"}
+    """A gateway whose queue no worker listens on: its jobs wait until canceled.
+
+    Its queue holds `IDLE_QUEUE_DEPTH` jobs, so the next upload is refused with 429.
+    """
+    env = {
+        **service_env,
+        "SWINTORMER_QUEUE_NAME": "browser-test-idle",
+        "SWINTORMER_MAX_QUEUE_DEPTH": str(IDLE_QUEUE_DEPTH),
+    }
     served = start_service("gateway", env, free_port(), "/healthz")
     yield served
     served.stop()

@@ -25,8 +25,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.chromium import Screenshot, Served
-from tests.browser.conftest import API_KEY
+from tests.browser.chromium import API_KEY, Screenshot, Served
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -240,13 +239,35 @@ def test_queue_position_and_cancel(
     assert httpx.get(f"{idle_gateway.url}/jobs/{job_id}").json()["status"] == "canceled"
 
 
+def test_a_full_queue_is_told_with_its_retry_after(
+    browser: webdriver.Chrome, idle_gateway: Served, tmp_path: Path, screenshot: Screenshot
+) -> None:
+    photo = blurred_photo(tmp_path / "busy.png")
+    waiting = httpx.post(
+        f"{idle_gateway.url}/deblur", files={"file": ("a.png", photo.read_bytes())}
+    )
+    assert waiting.status_code == 202  # fills the queue (no worker serves it)
+    try:
+        open_page(browser, idle_gateway)
+        choose(browser, photo)
+        wait_for_state(browser, "chosen")
+        by_id(browser, "start").click()
+        wait_for_state(browser, "refused")
+        message = by_id(browser, "upload-message").text
+        assert "The server is busy: its queue is full. Try again in 5 seconds." in message
+        assert by_id(browser, "start").is_enabled()  # the person may try again
+        screenshot("7-queue-full")
+    finally:
+        httpx.delete(f"{idle_gateway.url}/jobs/{waiting.json()['id']}")
+
+
 def test_api_key_is_asked_for_and_kept_for_the_tab(
     browser: webdriver.Chrome, keyed_gateway: Served, tmp_path: Path, screenshot: Screenshot
 ) -> None:
     open_page(browser, keyed_gateway)
     panel = by_id(browser, "key-panel")
     assert panel.is_displayed()
-    screenshot("7-api-key")
+    screenshot("8-api-key")
     by_id(browser, "key-input").send_keys("not-the-key", Keys.ENTER)
     assert not panel.is_displayed()
     choose(browser, blurred_photo(tmp_path / "keyed.png"))
@@ -286,6 +307,6 @@ def test_phone_width_and_keyboard_only(
         )
         assert overflow <= 0
         browser.execute_script("document.getElementById('compare').scrollIntoView()")
-        screenshot("8-phone")
+        screenshot("9-phone")
     finally:
         browser.set_window_size(1280, 1000)
