@@ -26,7 +26,7 @@ from model.devices import PRECISIONS
 from model.tiling import Blend
 from service.codec import ImageRefusedError, decode, encode, format_for_suffix, read_file
 from service.config import Settings
-from service.defocus_map import encode_defocus_map, summarize
+from service.defocus_map import PX_PER_LEVEL, encode_defocus_map, summarize
 from service.schemas import BlurEstimate, DeblurOptions
 from swintormer.files import write_atomically
 from swintormer.progress_bar import draw_progress, end_progress
@@ -172,5 +172,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {args.output} ({width}x{height})")
     if args.defocus_map is not None:
-        print(f"wrote {args.defocus_map} (defocus radius: grey level x 0.001 px)")
+        print(f"wrote {args.defocus_map} (defocus radius: grey level x {PX_PER_LEVEL:g} px)")
     return 0

@@ -165,6 +165,12 @@ def test_upload_progress_compare_overlay_and_download(
     WebDriverWait(browser, 20).until(lambda _: target.exists() and target.stat().st_size > 0)
     assert target.read_bytes() == api.content
     assert not [m for m in console_errors(browser) if "Content Security Policy" in m]
+    # everything the page loaded came from the gateway (or from blob: URLs it made)
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((entry) => entry.name)"
+    )
+    assert loaded
+    assert [url for url in loaded if not url.startswith((service.url + "/", "blob:"))] == []
 
 
 def test_refusals_in_plain_words(
@@ -279,9 +285,15 @@ def test_api_key_is_asked_for_and_kept_for_the_tab(
 
     by_id(browser, "key-input").send_keys(API_KEY, Keys.ENTER)
     assert browser.execute_script("return sessionStorage.getItem('swintormer.apiKey')") == API_KEY
+    browser.find_element(By.CSS_SELECTOR, "input[name=output_format][value=jpeg]").click()
+    assert by_id(browser, "quality").is_displayed()
     by_id(browser, "start").click()
     wait_for_state(browser, "shown")
-    assert by_id(browser, "download").get_attribute("download") == "keyed-deblurred.png"
+    assert by_id(browser, "download").get_attribute("download") == "keyed-deblurred.jpeg"
+    natural = browser.execute_script(
+        "const i = document.getElementById('after-image'); return [i.naturalWidth, i.naturalHeight]"
+    )
+    assert natural == [WIDTH, HEIGHT]
 
 
 def test_phone_width_and_keyboard_only(
