@@ -318,6 +318,9 @@ def test_phone_width_and_keyboard_only(
             "return document.documentElement.scrollWidth - window.innerWidth"
         )
         assert overflow <= 0
+        shown = by_id(browser, "before-image").rect
+        assert shown["width"] <= 390
+        assert abs(shown["width"] * HEIGHT / WIDTH - shown["height"]) <= 1.5  # not distorted
         browser.execute_script("document.getElementById('compare').scrollIntoView()")
         screenshot("9-phone")
     finally:

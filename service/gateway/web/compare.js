@@ -33,7 +33,8 @@ export class Comparison {
     els.compare.addEventListener("pointercancel", () => { this.drag = null; });
     els.divider.addEventListener("keydown", (event) => this.onDividerKey(event));
     els.zoom.addEventListener("keydown", (event) => this.onZoomKey(event));
-    window.addEventListener("resize", () => this.layout());
+    // the panel's width changes with the window and when a scrollbar comes or goes
+    new ResizeObserver(() => this.layout()).observe(els.compare.parentElement);
   }
 
   get width() {
@@ -55,7 +56,10 @@ export class Comparison {
   /** Fit the whole image to the panel's width and to 70% of the window's height. */
   layout() {
     if (!this.width) return;
-    const available = this.els.compare.parentElement.clientWidth;
+    const panel = this.els.compare.parentElement;
+    const style = getComputedStyle(panel);
+    const available =
+      panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     const scale = Math.min(available / this.width, (0.7 * window.innerHeight) / this.height);
     this.els.compare.style.width = `${Math.floor(this.width * scale)}px`;
     this.els.compare.style.height = `${Math.floor(this.height * scale)}px`;
