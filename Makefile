@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest setup clean tools promtool lock
+.PHONY: run test lint typecheck pytest setup clean tools promtool browser lock
 
 setup: $(STAMP)
 
@@ -45,11 +45,13 @@ clean:
 # Offline checkers of the deployment files (tests/deploy), installed into .tools/ when missing:
 # dclint from npm; promtool unpacked from Debian's prometheus package (no server is installed or
 # started). hadolint comes with the dev extras. A checker that cannot be installed here makes its
-# test fail under CI=true and skip elsewhere, with the reason.
+# test fail under CI=true and skip elsewhere, with the reason. The web page's tests (tests/browser)
+# need a browser: Debian's chromium and chromium-driver, installed with apt-get when missing
+# (root only; the same rule applies when it cannot be).
 TOOLS := .tools
 DCLINT := $(TOOLS)/node/node_modules/.bin/dclint
 
-tools: $(DCLINT) promtool
+tools: $(DCLINT) promtool browser
 
 $(DCLINT):
 	npm install --prefix $(TOOLS)/node --no-audit --no-fund --loglevel=error dclint@3.1.0 \
@@ -62,6 +64,13 @@ promtool:
 				|| ( apt-get update -qq && apt-get download prometheus ) ) \
 			&& dpkg-deb -x prometheus_*.deb ../prometheus && rm -f prometheus_*.deb ) \
 		|| echo "tools: could not install promtool from Debian's prometheus package"
+
+browser:
+	@( command -v chromium && command -v chromedriver ) >/dev/null \
+		|| ( export DEBIAN_FRONTEND=noninteractive \
+			&& ( apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+				|| ( apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null ) ) ) \
+		|| echo "tools: could not install chromium and chromium-driver from Debian"
 
 # Pin the runtime dependencies of this environment for Dockerfile.gpu and `make setup`. To move
 # a pin: `$(BIN)/pip install -U NAME` (or edit its line when a new lower bound conflicts), then

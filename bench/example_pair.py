@@ -45,7 +45,7 @@ def main() -> None:
     (case,) = synthetic_cases(photos, radii_px=[args.radius], noise_sigmas=[args.noise])
     restorer = load_restorer(checkpoint).eval()
     deployed = model_rows(restorer, args.label, TileSettings(), ablations=False)[0]
-    restored = restorer_fn(restorer, deployed)(case.blurry)
+    restored = restorer_fn(restorer, deployed)(case.blurry, case.radius_map)
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.photo}_r{args.radius:g}"

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         default_factory=list, description="accepted API keys (JSON list); empty: no auth"
     )
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins; empty: off")
+    web_page: bool = Field(
+        default=True, description="serve the web page at / (false: an API-only deployment)"
+    )
 
     max_upload_bytes: int = Field(default=64 * MiB, gt=0, description="request body limit")
     max_pixels: int = Field(default=50_000_000, gt=0, description="decoded pixel-count limit")

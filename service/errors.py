@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     JOB_NOT_FOUND = "job_not_found"
     NOT_FOUND = "not_found"
+    NO_DEFOCUS_MAP = "no_defocus_map"
     RESULT_NOT_READY = "result_not_ready"
     JOB_NOT_SUCCEEDED = "job_not_succeeded"
     JOB_FINISHED = "job_finished"
@@ -41,6 +42,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.JOB_NOT_FOUND: 404,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NO_DEFOCUS_MAP: 404,
     ErrorCode.RESULT_NOT_READY: 409,
     ErrorCode.JOB_NOT_SUCCEEDED: 409,
     ErrorCode.JOB_FINISHED: 409,
@@ -65,6 +67,7 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "the API key is not one of the configured keys",
     ErrorCode.JOB_NOT_FOUND: "no job with this id was ever created here",
     ErrorCode.NOT_FOUND: "no such route",
+    ErrorCode.NO_DEFOCUS_MAP: "the model that restored this job does not estimate the blur",
     ErrorCode.RESULT_NOT_READY: "the job is queued or running; poll GET /jobs/{id}",
     ErrorCode.JOB_NOT_SUCCEEDED: "the job failed or was canceled; GET /jobs/{id} says why",
     ErrorCode.JOB_FINISHED: "the job already finished and can no longer be canceled",

@@ -22,7 +22,15 @@ from rq.worker import Worker
 
 from service.config import Settings
 from service.failures import FailureCode
-from service.schemas import ErrorDetail, JobPayload, JobStatus, JobView, Progress, Timings
+from service.schemas import (
+    BlurEstimate,
+    ErrorDetail,
+    JobPayload,
+    JobStatus,
+    JobView,
+    Progress,
+    Timings,
+)
 from service.storage import PREFIX, Storage
 
 TASK = "worker.tasks.deblur"
@@ -149,6 +157,7 @@ def job_view(queue: Queue, storage: Storage, job_id: str) -> JobView | None:
         run_s=(ended - started).total_seconds() if started and ended else None,
         inference_s=meta.get("inference_s"),
     )
+    blur = _blur(meta) if status is JobStatus.SUCCEEDED else None
     return JobView(
         id=job.id,
         status=status,
@@ -157,7 +166,15 @@ def job_view(queue: Queue, storage: Storage, job_id: str) -> JobView | None:
         timings=timings,
         error=_failure(job, meta) if status is JobStatus.FAILED else None,
         result_url=f"/jobs/{job.id}/result" if status is JobStatus.SUCCEEDED else None,
+        blur=blur,
+        defocus_map_url=f"/jobs/{job.id}/defocus-map" if blur is not None else None,
     )
+
+
+def _blur(meta: dict[str, Any]) -> BlurEstimate | None:
+    """The estimated blur the worker wrote (models with a defocus front end), else None."""
+    blur = meta.get("blur")
+    return BlurEstimate.model_validate(blur) if isinstance(blur, dict) else None
 
 
 REAP_LOCK_KEY = f"{PREFIX}:reap-lock"

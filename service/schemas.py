@@ -119,6 +119,18 @@ class Timings(BaseModel):
     inference_s: float | None = Field(default=None, description="network + prior time")
 
 
+class BlurEstimate(BaseModel):
+    """The defocus the model estimated over the whole image (models with a defocus front end)."""
+
+    median_radius_px: float = Field(description="median estimated defocus radius, pixels")
+    p90_radius_px: float = Field(description="90th percentile of the radius, pixels")
+    max_radius_px: float = Field(description="largest estimated radius, pixels")
+    in_focus_fraction: float = Field(
+        ge=0, le=1, description="share of pixels whose radius is below in_focus_below_px"
+    )
+    in_focus_below_px: float = Field(description="the radius under which a pixel is in focus")
+
+
 class JobAccepted(BaseModel):
     """Body of 202 Accepted."""
 
@@ -141,6 +153,13 @@ class JobView(BaseModel):
     timings: Timings | None = Field(description="null once the job has expired")
     error: ErrorDetail | None = Field(default=None, description="set when status is failed")
     result_url: str | None = Field(default=None, description="set when status is succeeded")
+    blur: BlurEstimate | None = Field(
+        default=None,
+        description="the estimated defocus, once succeeded, when the model estimates it",
+    )
+    defocus_map_url: str | None = Field(
+        default=None, description="the estimated radius map (16-bit PNG), set with `blur`"
+    )
 
 
 class Health(BaseModel):
@@ -150,3 +169,15 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     redis: bool
     workers_ready: int
+
+
+class ClientSettings(BaseModel):
+    """Body of `GET /client-settings`: what a client checks before uploading (the web page)."""
+
+    max_upload_bytes: int = Field(description="request body limit (413 above it)")
+    max_pixels: int = Field(description="width x height limit (413 above it)")
+    input_media_types: list[str] = Field(description="upload types the gateway decodes")
+    output_formats: list[OutputFormat] = Field(description="result encodings to choose from")
+    api_key_required: bool = Field(description="whether /deblur and /jobs need X-API-Key")
+    max_wait_s: int = Field(description="longest long-poll `GET /jobs/{id}?wait=`")
+    result_ttl_s: int = Field(description="how long a result (and defocus map) is kept")

@@ -2,7 +2,8 @@
 
 Image bytes never travel inside RQ jobs (an 8 MiB image would cost ~10 MiB in the job hash
 and outlive the job by RQ's long default failure TTL): they live here, under
-`swintormer:input:<id>` / `swintormer:result:<id>`, every key with an expiry.
+`swintormer:input:<id>` / `swintormer:result:<id>` (and `swintormer:defocus-map:<id>`),
+every key with an expiry.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ def input_key(job_id: str) -> str:
 
 def result_key(job_id: str) -> str:
     return f"{PREFIX}:result:{job_id}"
+
+
+def defocus_map_key(job_id: str) -> str:
+    return f"{PREFIX}:defocus-map:{job_id}"
 
 
 def known_key(job_id: str) -> str:
@@ -65,6 +70,13 @@ class Storage:
 
     def get_result(self, job_id: str) -> bytes | None:
         return self._get_bytes(result_key(job_id))
+
+    def put_defocus_map(self, job_id: str, data: bytes, ttl_s: int) -> None:
+        """Store the estimated radius map's PNG beside the result, with the same TTL."""
+        self.connection.set(defocus_map_key(job_id), data, ex=ttl_s)
+
+    def get_defocus_map(self, job_id: str) -> bytes | None:
+        return self._get_bytes(defocus_map_key(job_id))
 
     def remember_job(self, job_id: str, ttl_s: int) -> None:
         """Record that `job_id` existed, so it reads 'expired' rather than unknown later."""

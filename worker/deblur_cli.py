@@ -7,6 +7,9 @@ CUDA out-of-memory error) and the same defaults (`service.config.Settings`, so `
 variables apply as they do to a worker). The same file, options and seed give the same pixels
 as the service. The output format follows the output's suffix (`.png`, `.jpg`/`.jpeg`,
 `.webp`). A dual-pixel (6-channel) network also needs the other view: `--left-view`.
+With a model that estimates the blur (a defocus front end), `--defocus-map MAP.png` writes the
+estimated radius map in the service's format (`service.defocus_map`: 16-bit grey, 0.001 px per
+level) and the command prints the same summary as the job status.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from model.devices import PRECISIONS
 from model.tiling import Blend
 from service.codec import ImageRefusedError, decode, encode, format_for_suffix, read_file
 from service.config import Settings
-from service.schemas import DeblurOptions
+from service.defocus_map import PX_PER_LEVEL, encode_defocus_map, summarize
+from service.schemas import BlurEstimate, DeblurOptions
 from swintormer.files import write_atomically
 from swintormer.progress_bar import draw_progress, end_progress
 from worker.checkpoints import CheckpointMissingError
@@ -65,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior-steps", type=int, help="prior sampling steps (default: all)")
     parser.add_argument("--seed", type=int, help="seed of the prior's sampler")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
+    parser.add_argument(
+        "--defocus-map",
+        type=Path,
+        help="also write the estimated defocus radius map here (16-bit PNG, 0.001 px per level;"
+        " models with a defocus front end)",
+    )
 
 
 def deblur(args: argparse.Namespace) -> tuple[int, int]:
@@ -76,6 +86,8 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
     output_format = format_for_suffix(args.output)
     if output_format is None:
         raise DeblurError(f"{args.output}: the output must end in .png, .jpg, .jpeg or .webp")
+    if args.defocus_map is not None and args.defocus_map.suffix.lower() != ".png":
+        raise DeblurError(f"{args.defocus_map}: the defocus map is a PNG; name it .png")
     overrides = {
         setting: getattr(args, option)
         for option, setting in SETTING_OF_OPTION.items()
@@ -114,14 +126,35 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
             if len(views) == 1
             else "--left-view is for dual-pixel (6-channel) networks only"
         )
+    if args.defocus_map is not None and not runtime.estimates_blur:
+        raise DeblurError(
+            f"--defocus-map: {runtime.checkpoint} has no defocus front end, so it estimates no"
+            " blur (a model preset ending in -defocus has one)"
+        )
     outcome = runtime(np.concatenate(views, axis=2), request, draw_progress)
     end_progress()
     encoded, _ = encode(
         outcome.rgb, decoded, output_format, options.quality, settings.png_compress_level
     )
     write_atomically(args.output, encoded)
+    if args.defocus_map is not None:
+        assert outcome.radius_px is not None
+        write_atomically(
+            args.defocus_map, encode_defocus_map(outcome.radius_px, settings.png_compress_level)
+        )
+    if outcome.radius_px is not None:
+        print(describe_blur(summarize(outcome.radius_px)))
     height, width = outcome.rgb.shape[:2]
     return width, height
+
+
+def describe_blur(blur: BlurEstimate) -> str:
+    """One line for people: the estimated blur, as the job status reports it."""
+    return (
+        f"estimated blur: median radius {blur.median_radius_px:.2f} px, 90th percentile "
+        f"{blur.p90_radius_px:.2f} px, in focus (< {blur.in_focus_below_px:g} px) "
+        f"{100 * blur.in_focus_fraction:.0f}% of the image"
+    )
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -138,4 +171,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"swintormer deblur: {error}")
         return 1
     print(f"wrote {args.output} ({width}x{height})")
+    if args.defocus_map is not None:
+        print(f"wrote {args.defocus_map} (defocus radius: grey level x {PX_PER_LEVEL:g} px)")
     return 0

@@ -2,7 +2,8 @@
 
 Like cog's predictor: the checkpoint is loaded and moved to the device once, one tile is run
 so that lazy initialisation (CUDA context, kernels, allocator) is paid before the first job,
-and each call restores one image with tiled inference.
+and each call restores one image with tiled inference. A model with a defocus front end also
+returns its estimated radius map, stitched from the tiles like the image.
 
 Tile batches: a fixed `tile_batch` setting, or (0, the default) sized automatically. On CUDA the
 warm-up measures the peak memory of one and of two tiles, fits `worker.tile_memory.TileMemory`
@@ -67,6 +68,8 @@ class RestoreOutcome:
     tile_count: int
     oom_retries: int
     inference_s: float
+    # (H, W) float32 estimated defocus radius in pixels; None when the model has no front end
+    radius_px: np.ndarray | None = None
 
 
 def smaller_tiles(tiles: TileSettings, multiple: int) -> TileSettings | None:
@@ -92,6 +95,11 @@ class Runtime:
         self.load_s = 0.0
         self.tile_memory: TileMemory | None = None  # measured at warm-up (CUDA, automatic batch)
         self.vram_budget_bytes = 0.0
+
+    @property
+    def estimates_blur(self) -> bool:
+        """Whether the model has a defocus front end, so each call also returns a radius map."""
+        return self.restorer is not None and self.restorer.defocus is not None
 
     @property
     def size_multiple(self) -> int:
@@ -201,13 +209,18 @@ class Runtime:
     def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior.
 
+        With a defocus front end the estimated radius map is stacked after the image:
+        (N, 4, t, t), so that tiling stitches it like the image.
+
         Each tile draws the prior's noise from its own generator seeded with the job's seed,
         so the result does not depend on the tile batch size or on OOM batch halving.
         """
         assert self.restorer is not None, "setup() first"
         with self._autocast():
-            restored = self.restorer.restore(tiles, steps=request.prior_steps, seed=request.seed)
-        return restored.float()
+            restoration = self.restorer.run(tiles, steps=request.prior_steps, seed=request.seed)
+        if restoration.radius_px is None:
+            return restoration.restored.float()
+        return torch.cat([restoration.restored.float(), restoration.radius_px.float()], dim=1)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         """The precision setting on CUDA; the CPU always runs float32."""
@@ -238,12 +251,14 @@ class Runtime:
             progress: called with (tiles done, tiles total) after each batch.
 
         Returns:
-            The restored (H, W, 3) image and how it was tiled.
+            The restored (H, W, 3) image, how it was tiled and, when the model has a defocus
+            front end, the estimated (H, W) radius map.
 
         Raises:
             OutOfMemoryAtMinimumError: CUDA OOM even at the smallest tiling.
         """
         image = to_tensor(rgb, self.device)  # (1, C, H, W)
+        out_channels = 4 if self.estimates_blur else 3  # restored image (+ radius map)
         oom_retries = 0
         for tiles in self._tilings(request.tiles):
             counted = _TileCounter(progress)
@@ -255,6 +270,7 @@ class Runtime:
                         image,
                         tiles,
                         progress=counted,
+                        out_channels=out_channels,
                     )
             except torch.cuda.OutOfMemoryError:
                 oom_retries += 1
@@ -265,11 +281,12 @@ class Runtime:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             return RestoreOutcome(
-                rgb=to_array(restored),
+                rgb=to_array(restored[:, :3]),
                 tiles=tiles,
                 tile_count=counted.total,
                 oom_retries=oom_retries,
                 inference_s=time.perf_counter() - start,
+                radius_px=radius_array(restored) if out_channels == 4 else None,
             )
         raise OutOfMemoryAtMinimumError(
             f"out of GPU memory even with one {MIN_TILE_PX}px tile per batch "
@@ -285,6 +302,11 @@ def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
 def to_array(image: Tensor) -> np.ndarray:
     """(1, 3, H, W) tensor -> (H, W, 3) float32 array in [0, 1] on the CPU."""
     return image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def radius_array(stacked: Tensor) -> np.ndarray:
+    """(1, 4, H, W) restored image + radius map -> (H, W) float32 radius in px (>= 0)."""
+    return stacked[0, 3].detach().float().clamp(min=0).cpu().numpy()
 
 
 class _TileCounter:

@@ -2,7 +2,9 @@
 
 RQ calls a plain function, so the warm runtime reaches it through `bind()`, which the
 worker process calls once after loading the model (`SimpleWorker` runs jobs in that same
-process). Failures are reported in the job's meta as `{"error": {"code", "message"}}`, the
+process). A model with a defocus front end also leaves its estimated
+radius map (`service.defocus_map`) beside the result and its summary in the job's meta.
+Failures are reported in the job's meta as `{"error": {"code", "message"}}`, the
 shape the gateway shows; those that another attempt cannot fix (bad input, OOM at the
 smallest tiles, timeout, cancel) use up the job's retries so RQ does not run them again.
 """
@@ -16,12 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from service.codec import ImageRefusedError, decode, encode
 from service.config import Settings
+from service.defocus_map import encode_defocus_map, summarize
 from service.failures import FailureCode
 from service.jobs import as_utc
 from service.schemas import JobPayload
@@ -136,6 +140,14 @@ def _fail(job: Job, code: FailureCode, message: str, final: bool) -> None:
     job.save_meta()
 
 
+def _store_defocus_map(job: Job, radius_px: np.ndarray, context: WorkerContext) -> None:
+    """Store the estimated radius map's PNG beside the result; its summary goes in the meta."""
+    settings = context.settings
+    data = encode_defocus_map(radius_px, settings.png_compress_level)
+    context.storage.put_defocus_map(job.id, data, settings.result_ttl_s)
+    job.meta["blur"] = summarize(radius_px).model_dump()
+
+
 def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any]:
     settings, storage = context.settings, context.storage
     if storage.is_cancel_requested(job.id):
@@ -165,6 +177,8 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         settings.png_compress_level,
     )
     storage.put_result(job.id, encoded, settings.result_ttl_s)
+    if outcome.radius_px is not None:
+        _store_defocus_map(job, outcome.radius_px, context)
     storage.delete_input(job.id)
     height, width = outcome.rgb.shape[:2]
     metrics.INFERENCE_DURATION.observe(outcome.inference_s)

@@ -15,7 +15,7 @@ from service.config import Settings
 from service.gateway.api_errors import install_error_handlers
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware
-from service.gateway.routes import deblur, health, jobs
+from service.gateway.routes import client_settings, deblur, health, jobs, web_page
 from service.gateway.routes import metrics as metrics_route
 from service.jobs import make_queue
 from service.uploads import configure_pillow
@@ -68,6 +68,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
+    app.include_router(client_settings.router)
+    if settings.web_page:
+        app.include_router(web_page.router)
     # added last: outermost, so it times every response, refusals included
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

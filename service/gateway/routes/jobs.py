@@ -1,8 +1,9 @@
-"""`/jobs/{id}`: status (with long-polling), result download, cancel."""
+"""`/jobs/{id}`: status (with long-polling), result and defocus-map downloads, cancel."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from typing import Annotated
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from service.config import Settings
+from service.defocus_map import PX_PER_LEVEL, SCALE_HEADER
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
 from service.gateway.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
@@ -189,3 +191,72 @@ def cancel_job(
 def _cancel_ttl_s(settings: Settings) -> int:
     # the flag must outlive the job's failure record so its status keeps reading 'canceled'
     return settings.failure_ttl_s + settings.job_timeout_s
+
+
+@router.get(
+    "/{job_id}/defocus-map",
+    summary="Download the estimated defocus radius map (16-bit grey PNG)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the estimated defocus radius per pixel, at the result's size: "
+            f"grey level v means v * {PX_PER_LEVEL} px (16-bit PNG, so 0 to 65.535 px)",
+            "content": {"image/png": {}},
+            "headers": {
+                "ETag": {"schema": {"type": "string"}},
+                "Content-Disposition": {"schema": {"type": "string"}},
+                SCALE_HEADER: {
+                    "description": "pixels of radius per grey level",
+                    "schema": {"type": "number"},
+                },
+            },
+        },
+        304: {"description": "If-None-Match matched the ETag"},
+        **error_responses(
+            ErrorCode.UNAUTHORIZED,
+            ErrorCode.FORBIDDEN,
+            ErrorCode.JOB_NOT_FOUND,
+            ErrorCode.NO_DEFOCUS_MAP,
+            ErrorCode.RESULT_NOT_READY,
+            ErrorCode.JOB_NOT_SUCCEEDED,
+            ErrorCode.JOB_EXPIRED,
+            ErrorCode.INVALID_OPTIONS,
+            ErrorCode.REDIS_UNAVAILABLE,
+        ),
+    },
+)
+def get_defocus_map(
+    job_id: JobId,
+    queue: QueueDep,
+    storage: StorageDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The blur the model estimated, as a radius map; kept as long as the result."""
+    view = _view_or_404(queue, storage, job_id)
+    if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise ApiError(
+            ErrorCode.RESULT_NOT_READY,
+            f"job {job_id} is {view.status.value}",
+            {"Retry-After": "1"},
+        )
+    if view.status is JobStatus.EXPIRED:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} and its defocus map have expired")
+    if view.status is not JobStatus.SUCCEEDED:
+        raise ApiError(ErrorCode.JOB_NOT_SUCCEEDED, f"job {job_id} {view.status.value}")
+    if view.blur is None:
+        raise ApiError(
+            ErrorCode.NO_DEFOCUS_MAP,
+            f"job {job_id} was restored by a model without a defocus front end: "
+            "it estimated no blur",
+        )
+    job = fetch_job(queue, job_id)
+    meta = job.return_value() if job is not None else None
+    data = storage.get_defocus_map(job_id)
+    if not isinstance(meta, dict) or data is None:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"the defocus map of job {job_id} has expired")
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    headers = _result_headers(etag, f"{meta['filename'].removesuffix('-deblurred')}-defocus.png")
+    headers[SCALE_HEADER] = str(PX_PER_LEVEL)
+    if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="image/png", headers=headers)

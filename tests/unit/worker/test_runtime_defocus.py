@@ -1,0 +1,68 @@
+"""Runtime with a defocus front end: the radius map comes back stitched, at the image's size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.swintormer import pad_to_size
+from model.tiling import TileSettings
+from service.config import Settings
+from tests.defocus_restorer import save_tiny_defocus_restorer
+from tests.factories import save_tiny_checkpoint
+from worker.runtime import RestoreRequest, Runtime, to_array, to_tensor
+
+CPU = torch.device("cpu")
+
+
+def runtime_for(checkpoint: Path) -> Runtime:
+    runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu", cpu_threads=1))
+    runtime.setup()
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def defocus_runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
+    path = tmp_path_factory.mktemp("weights") / "tiny-defocus.safetensors"
+    return runtime_for(save_tiny_defocus_restorer(path))
+
+
+def test_tiled_restoration_returns_the_radius_map(defocus_runtime: Runtime) -> None:
+    assert defocus_runtime.estimates_blur
+    rgb = np.random.default_rng(0).random((70, 90, 3), dtype=np.float32)
+    request = RestoreRequest(tiles=TileSettings(tile_px=64, overlap_px=16, batch=2), seed=1)
+    outcome = defocus_runtime(rgb, request)
+    assert outcome.rgb.shape == (70, 90, 3)
+    assert outcome.tile_count > 1
+    assert outcome.radius_px is not None
+    assert outcome.radius_px.shape == (70, 90)
+    assert outcome.radius_px.dtype == np.float32
+    assert np.isfinite(outcome.radius_px).all()
+    assert outcome.radius_px.min() >= 0
+    # the estimate is an expectation over the bank's radii (0 to 4.5 px in tiny-defocus)
+    assert outcome.radius_px.max() <= 4.5 + 1e-4
+
+
+def test_one_tile_gives_the_model_s_own_map(defocus_runtime: Runtime) -> None:
+    rgb = np.random.default_rng(1).random((48, 40, 3), dtype=np.float32)
+    tiles = TileSettings(tile_px=64, overlap_px=16, batch=1)
+    outcome = defocus_runtime(rgb, RestoreRequest(tiles=tiles, seed=2))
+    assert defocus_runtime.restorer is not None
+    assert outcome.radius_px is not None
+    with torch.inference_mode():  # the one tile: the image reflect-padded to 64 x 64
+        direct = defocus_runtime.restorer.run(pad_to_size(to_tensor(rgb, CPU), 64, 64), seed=2)
+    assert direct.radius_px is not None
+    expected = direct.radius_px[0, 0, :48, :40].numpy()
+    np.testing.assert_allclose(outcome.radius_px, expected, atol=1e-5)
+    np.testing.assert_allclose(outcome.rgb, to_array(direct.restored[..., :48, :40]), atol=1e-5)
+
+
+def test_a_model_without_front_end_returns_no_map(tmp_path: Path) -> None:
+    runtime = runtime_for(save_tiny_checkpoint(tmp_path / "tiny.safetensors"))
+    assert not runtime.estimates_blur
+    rgb = np.zeros((40, 40, 3), np.float32)
+    outcome = runtime(rgb, RestoreRequest(tiles=TileSettings(tile_px=64, overlap_px=0, batch=1)))
+    assert outcome.radius_px is None
