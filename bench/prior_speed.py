@@ -31,7 +31,7 @@ from model.swintormer import Swintormer, pad_to_multiple
 STEPS = (1, 2, 4, 8)
 
 
-def _timed(
+def interleaved_times(
     variants: dict[str, Callable[[], object]], repeats: int, device: torch.device
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Wall and CPU seconds of each variant, `repeats` interleaved rounds after one warm-up."""
@@ -84,7 +84,7 @@ def main() -> None:
     variants |= {f"prior T={t}": sample(t) for t in STEPS}
     variants["restorer T=4"] = lambda: restorer(image)
     with torch.inference_mode():
-        wall, cpu = _timed(variants, args.repeats, device)
+        wall, cpu = interleaved_times(variants, args.repeats, device)
 
     base_macs = profile_network(plain_config, height, width).macs_total
     base_wall, base_cpu = statistics.median(wall["network"]), statistics.median(cpu["network"])

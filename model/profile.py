@@ -17,11 +17,16 @@ computes, so its count is the same whichever way the network's attention matmuls
 Inference cost = the LQ encoder at the padded input size + S denoiser calls at the latent grid +
 the network's FiLM convs (which exist only when the network has a prior). The teacher runs only
 in training and is not counted.
+
+The defocus front end (`front_end_cost`): the blur estimator's convolutions are counted the same
+way; the Wiener bank is FFTs and pointwise products, which the counter does not see, so their
+FLOPs are estimated from the transform sizes (see `FrontEndCost`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -30,8 +35,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import PriorConfig, SwintormerConfig
+from model.config import DefocusConfig, PriorConfig, SwintormerConfig
+from model.defocus import DefocusFrontEnd
 from model.prior import LatentPrior
+from model.psf import fast_fft_length
 from model.swintormer import Swintormer
 
 _CONV_LINEAR = (
@@ -155,3 +162,44 @@ def prior_cost(
             steps=prior_config.steps if steps is None else steps,
             film=film,
         )
+
+
+@dataclass(frozen=True)
+class FrontEndCost:
+    """The defocus front end's size and cost for one image.
+
+    estimator: the blur estimator's MACs (convolutions, counted like the network's).
+    bank_fft_flops: the Wiener bank's FFTs, estimated as 2.5 N log2 N real FLOPs per real
+        transform of N points (half a complex FFT's 5 N log2 N): one forward transform of the
+        padded image, per radius an inverse and a forward one for its edge taper, and per
+        (radius, regularisation) an inverse one, for each colour channel.
+    bank_pointwise_flops: the spectra's complex multiplications (6 real FLOPs each).
+    """
+
+    parameters: int
+    estimator: int
+    bank_fft_flops: int
+    bank_pointwise_flops: int
+
+
+def front_end_cost(config: DefocusConfig, h: int, w: int) -> FrontEndCost:
+    """The defocus front end's parameters and inference cost for one h x w RGB image."""
+    with META:
+        front = DefocusFrontEnd(config)
+        radii, balances = len(config.radii_px), len(config.balances)
+        blurry = torch.empty(1, 3, h, w)
+        candidates = torch.empty(1, radii, balances, 3, h, w)
+        estimator = count_macs(lambda: front.estimator(blurry, candidates))
+        parameters = sum(p.numel() for p in front.parameters())
+    padded_h = fast_fft_length(h + 2 * config.margin_px)
+    padded_w = fast_fft_length(w + 2 * config.margin_px)
+    points = padded_h * padded_w
+    transforms = 3 * (1 + 2 * radii + radii * balances)
+    spectrum = padded_h * (padded_w // 2 + 1)
+    products = 3 * (radii + radii + radii * balances)  # blur, taper and inverse filters
+    return FrontEndCost(
+        parameters=parameters,
+        estimator=estimator,
+        bank_fft_flops=int(transforms * 2.5 * points * math.log2(points)),
+        bank_pointwise_flops=6 * products * spectrum,
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from model.config import PRESETS, PriorConfig, preset
-from model.profile import prior_cost, profile_network
+from model.config import PRESETS, DefocusConfig, PriorConfig, preset
+from model.profile import front_end_cost, prior_cost, profile_network
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=PriorConfig().steps,
         metavar="T",
         help="diffusion steps of the default prior to add (0: network only)",
+    )
+    parser.add_argument(
+        "--defocus",
+        action="store_true",
+        help="add the default defocus front end (Wiener bank + blur estimator) on an RGB image",
     )
 
 
@@ -56,4 +61,14 @@ def run(args: argparse.Namespace) -> int:
         ):
             share = f"share of the network ({label})"
             print(f"  {share:<34}{100 * cost.total / macs:>15.1f}%")
+    if args.defocus:
+        front = front_end_cost(DefocusConfig(), height, width)
+        bank = (front.bank_fft_flops + front.bank_pointwise_flops) / 2
+        print("defocus front end (on the RGB image; the network then reads 6 channels)")
+        print(f"  {'parameters (estimator)':<34}{front.parameters:>16,}")
+        print(f"  {'GMAC estimator':<34}{front.estimator / 1e9:>16.3f}")
+        print(f"  {'GFLOP bank FFTs (estimated)':<34}{front.bank_fft_flops / 1e9:>16.3f}")
+        print(f"  {'GFLOP bank products':<34}{front.bank_pointwise_flops / 1e9:>16.3f}")
+        share = "share of the network (attention)"
+        print(f"  {share:<34}{100 * (front.estimator + bank) / counts.macs_total:>15.1f}%")
     return 0

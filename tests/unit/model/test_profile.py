@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from model.config import PriorConfig, preset
-from model.profile import prior_cost, profile_network
+from model.config import DefocusConfig, PriorConfig, preset
+from model.defocus import DefocusFrontEnd
+from model.profile import front_end_cost, prior_cost, profile_network
 
 
 def test_paper_counts_match_the_released_network() -> None:
@@ -42,3 +43,13 @@ def test_cost_grows_with_steps_and_area() -> None:
     assert eight.total - four.total == 4 * four.denoiser_step
     # 4x the pixels, 4x the MACs, up to the per-step timestep MLP
     assert prior_cost(config, prior, 512, 512).total == pytest.approx(4 * four.total, rel=1e-3)
+
+
+def test_front_end_cost_counts_the_estimator_and_estimates_the_bank() -> None:
+    small = DefocusConfig(radii_px=(0.0, 1.0, 2.0), estimator_width=8, estimator_blocks=1)
+    cost = front_end_cost(small, 64, 64)
+    assert cost.parameters == sum(p.numel() for p in DefocusFrontEnd(small).parameters())
+    assert cost.estimator > 0
+    bigger = front_end_cost(DefocusConfig(radii_px=(0.0, 1.0, 2.0, 3.0)), 64, 64)
+    assert bigger.bank_fft_flops > cost.bank_fft_flops  # one more radius, more transforms
+    assert front_end_cost(small, 128, 128).estimator == pytest.approx(4 * cost.estimator, rel=0.05)

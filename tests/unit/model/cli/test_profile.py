@@ -28,3 +28,10 @@ def test_profile_command_reports_the_prior_share(capsys: pytest.CaptureFixture[s
 def test_profile_command_without_prior_prints_no_prior(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "--preset", "tiny", "--size", "64", "64", "--prior-steps", "0"]) == 0
     assert "prior" not in capsys.readouterr().out
+
+
+def test_profile_command_adds_the_front_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--preset", "tiny", "--size", "64", "64", "--defocus"]) == 0
+    out = capsys.readouterr().out
+    assert "defocus front end" in out
+    assert "GMAC estimator" in out
