@@ -68,8 +68,19 @@ def _radius_term(model: Restorer, front: FrontEndOutput | None, batch: Batch) ->
     return radius_loss(front.radius_logits, model.defocus.soft_labels(batch.radius_px))
 
 
-def _total(image: Tensor, radius: Tensor | None, radius_weight: float) -> Tensor:
-    return image if radius is None else image + radius_weight * radius
+def _image_losses(
+    output: Tensor, sharp: Tensor, radius: Tensor | None, radius_weight: float
+) -> Losses:
+    """L1(output, sharp) plus the weighted radius term, as `Losses` (no latent term)."""
+    image = F.l1_loss(output, sharp)
+    total = image if radius is None else image + radius_weight * radius
+    return Losses(
+        total=total,
+        image=image.detach(),
+        latent=None,
+        radius=None if radius is None else radius.detach(),
+        restored=output.detach(),
+    )
 
 
 def _teacher_latent(model: Restorer, image: Tensor, sharp: Tensor) -> Tensor:
@@ -90,15 +101,7 @@ def front_end_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losse
     """Stage-0 forward: L1 of the blend, plus the radius cross-entropy."""
     front = model.front(batch.blurry)
     assert front is not None
-    image = F.l1_loss(front.blend, batch.sharp)
-    radius = _radius_term(model, front, batch)
-    return Losses(
-        total=_total(image, radius, radius_weight),
-        image=image.detach(),
-        latent=None,
-        radius=None if radius is None else radius.detach(),
-        restored=front.blend.detach(),
-    )
+    return _image_losses(front.blend, batch.sharp, _radius_term(model, front, batch), radius_weight)
 
 
 def stage1_parameters(model: Restorer) -> list[nn.Parameter]:
@@ -118,15 +121,7 @@ def stage1_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losses:
     image_in = model.network_input(batch.blurry, front)
     cond = None if model.prior is None else _teacher_latent(model, image_in, batch.sharp)
     restored = model.network(image_in, cond=cond)
-    image = F.l1_loss(restored, batch.sharp)
-    radius = _radius_term(model, front, batch)
-    return Losses(
-        total=_total(image, radius, radius_weight),
-        image=image.detach(),
-        latent=None,
-        radius=None if radius is None else radius.detach(),
-        restored=restored.detach(),
-    )
+    return _image_losses(restored, batch.sharp, _radius_term(model, front, batch), radius_weight)
 
 
 def stage2_parameters(model: Restorer, fine_tune_decoder: bool = True) -> list[nn.Parameter]:

@@ -91,6 +91,22 @@ def _result_headers(etag: str, filename: str) -> dict[str, str]:
     }
 
 
+def _succeeded_view(queue: QueueDep, storage: StorageDep, job_id: str, what: str) -> JobView:
+    """The job's view, if it succeeded; else the API error a download of `what` gets."""
+    view = _view_or_404(queue, storage, job_id)
+    if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise ApiError(
+            ErrorCode.RESULT_NOT_READY,
+            f"job {job_id} is {view.status.value}",
+            {"Retry-After": "1"},
+        )
+    if view.status is JobStatus.EXPIRED:
+        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} and {what} have expired")
+    if view.status is not JobStatus.SUCCEEDED:
+        raise ApiError(ErrorCode.JOB_NOT_SUCCEEDED, f"job {job_id} {view.status.value}")
+    return view
+
+
 @router.get(
     "/{job_id}/result",
     summary="Download the deblurred image",
@@ -125,17 +141,7 @@ def get_result(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The result image, once the job has succeeded, until `result_ttl_s` after that."""
-    view = _view_or_404(queue, storage, job_id)
-    if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        raise ApiError(
-            ErrorCode.RESULT_NOT_READY,
-            f"job {job_id} is {view.status.value}",
-            {"Retry-After": "1"},
-        )
-    if view.status is JobStatus.EXPIRED:
-        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} and its result have expired")
-    if view.status is not JobStatus.SUCCEEDED:
-        raise ApiError(ErrorCode.JOB_NOT_SUCCEEDED, f"job {job_id} {view.status.value}")
+    _succeeded_view(queue, storage, job_id, "its result")
     job = fetch_job(queue, job_id)
     meta = job.return_value() if job is not None else None
     data = storage.get_result(job_id)
@@ -232,17 +238,7 @@ def get_defocus_map(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The blur the model estimated, as a radius map; kept as long as the result."""
-    view = _view_or_404(queue, storage, job_id)
-    if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        raise ApiError(
-            ErrorCode.RESULT_NOT_READY,
-            f"job {job_id} is {view.status.value}",
-            {"Retry-After": "1"},
-        )
-    if view.status is JobStatus.EXPIRED:
-        raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} and its defocus map have expired")
-    if view.status is not JobStatus.SUCCEEDED:
-        raise ApiError(ErrorCode.JOB_NOT_SUCCEEDED, f"job {job_id} {view.status.value}")
+    view = _succeeded_view(queue, storage, job_id, "its defocus map")
     if view.blur is None:
         raise ApiError(
             ErrorCode.NO_DEFOCUS_MAP,
