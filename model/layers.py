@@ -265,11 +265,13 @@ class MixedAttention(nn.Module):
         half = C // 2  # channels: q, k, v of the spatial branch, then of the channel branch
         spatial = self._spatial(qkv[..., :C], qkv[..., C : 3 * half], bias, first, grid)
         channel = self._channel(qkv[..., 3 * half : 5 * half], qkv[..., 5 * half :])
-        # project_out(cat[spatial, channel]) as two GEMMs into one output: no concatenation
+        # project_out(cat[spatial, channel]) as two GEMMs into one output: no concatenation.
+        # Out of place (`addmm`, not `addmm_`): autocast casts the operands of `addmm` alike,
+        # while an in-place `addmm_` would meet a bf16 `out` with fp32 weights and fail.
         weight = self.project_out.weight  # (C, C)
         out = F.linear(spatial, weight[:, :half], self.project_out.bias)  # (n, N, C)
-        out.view(n * N, C).addmm_(channel.reshape(n * N, half), weight[:, half:].t())
-        return out
+        out = torch.addmm(out.view(n * N, C), channel.reshape(n * N, half), weight[:, half:].t())
+        return out.view(n, N, C)
 
     def _heads(self, x: Tensor) -> Tensor:
         """(B*nW, N, C/2) -> (B*nW, heads, N, d); channels split as (head, d)."""

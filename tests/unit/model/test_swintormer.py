@@ -210,3 +210,18 @@ def test_masked_windows_of_a_chunk() -> None:
         (slice(1, 2, 1), 2),
         (slice(4, 5, 3), 1),
     ]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_network_runs_under_cpu_autocast(dtype: torch.dtype) -> None:
+    """The same autocast casting rules as CUDA's: every GEMM's operands are cast alike."""
+    torch.manual_seed(0)
+    network = Swintormer(preset("tiny")).eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = network(image)
+        with torch.autocast("cpu", dtype=dtype):
+            out = network(image)
+    assert out.shape == expected.shape
+    assert torch.isfinite(out).all()
+    assert float((out.float() - expected).abs().mean()) < 0.02
