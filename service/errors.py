@@ -77,7 +77,9 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: "the Idempotency-Key was used with a different request",
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: "a request with this Idempotency-Key is still in flight",
     ErrorCode.QUEUE_FULL: "the queue holds max_queue_depth jobs; retry after Retry-After",
-    ErrorCode.REDIS_UNAVAILABLE: "the queue store is unreachable; retry after Retry-After",
-    ErrorCode.NOT_READY: "Redis unreachable or no worker has its model loaded",
+    ErrorCode.REDIS_UNAVAILABLE: (
+        "the job store is unreachable, read-only or full; retry after Retry-After"
+    ),
+    ErrorCode.NOT_READY: "Redis unreachable or not taking writes, or no live worker has its model",
     ErrorCode.INTERNAL_ERROR: "a bug; the message says what failed",
 }

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import redis
 
 PREFIX = "swintormer"
+# How long an Idempotency-Key is held by a submission whose job does not exist yet.
+IDEMPOTENCY_CLAIM_S = 60
 
 
 def input_key(job_id: str) -> str:
@@ -82,15 +84,25 @@ class Storage:
     def claim_idempotency_key(
         self, client_key: str, record: IdempotencyRecord, ttl_s: int
     ) -> IdempotencyRecord | None:
-        """Bind `client_key` to `record` unless already bound; return the existing binding."""
+        """Bind `client_key` to `record` unless already bound; return the existing binding.
+
+        The claim first lives `IDEMPOTENCY_CLAIM_S` at most: a gateway that dies before the job
+        exists leaves the key stuck for that long only. `confirm_idempotency_key` then gives it
+        `ttl_s`.
+        """
         value = json.dumps({"job_id": record.job_id, "fingerprint": record.fingerprint})
-        if self.connection.set(idempotency_key(client_key), value, ex=ttl_s, nx=True):
+        claim_s = min(ttl_s, IDEMPOTENCY_CLAIM_S)
+        if self.connection.set(idempotency_key(client_key), value, ex=claim_s, nx=True):
             return None
         existing = self._get_bytes(idempotency_key(client_key))
         if existing is None:  # expired between the two commands: claim again
             return self.claim_idempotency_key(client_key, record, ttl_s)
         fields = json.loads(existing)
         return IdempotencyRecord(fields["job_id"], fields["fingerprint"])
+
+    def confirm_idempotency_key(self, client_key: str, ttl_s: int) -> None:
+        """The key's job exists: keep the binding for `ttl_s`."""
+        self.connection.expire(idempotency_key(client_key), ttl_s)
 
     def release_idempotency_key(self, client_key: str) -> None:
         self.connection.delete(idempotency_key(client_key))

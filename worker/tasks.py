@@ -5,17 +5,25 @@ worker process calls once after loading the model (`SimpleWorker` runs jobs in t
 process). Failures are reported in the job's meta as `{"error": {"code", "message"}}`, the
 shape the gateway shows; those that another attempt cannot fix (bad input, OOM at the
 smallest tiles, timeout, cancel) use up the job's retries so RQ does not run them again.
+
+A Redis outage during a job does not fail it: progress writes and cancel checks are skipped
+while it lasts, and the reads and writes the job needs (its input, its result) wait for Redis
+within the job's time limit. A job that finds its result already stored (an earlier attempt
+finished but could not record it) returns it without restoring the image again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from PIL import Image
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -28,9 +36,11 @@ from service.schemas import JobPayload
 from service.storage import Storage
 from service.uploads import open_upload
 from worker import metrics
+from worker.outages import REDIS_OUTAGES, patiently
 from worker.runtime import OutOfMemoryAtMinimumError, Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seconds between progress writes to Redis (the last tile is always written).
 PROGRESS_INTERVAL_S = 0.25
@@ -83,8 +93,13 @@ class _ProgressReporter:
             return
         self.last_write = now
         self.job.meta["progress"] = {"done": done, "total": total}
-        self.job.save_meta()
-        if done < total and self.storage.is_cancel_requested(self.job.id):
+        try:
+            self.job.save_meta()
+            canceled = done < total and self.storage.is_cancel_requested(self.job.id)
+        except REDIS_OUTAGES as error:  # progress is best effort; the result is what matters
+            log.warning("job %s: progress not written: %s", self.job.id, error)
+            return
+        if canceled:
             raise JobCanceledError()
 
 
@@ -115,6 +130,8 @@ def deblur(payload: dict[str, Any]) -> dict[str, Any]:
         limit = context.settings.job_timeout_s
         _fail(job, FailureCode.TIMEOUT, f"the job ran over its limit of {limit} s", final=True)
         raise
+    except REDIS_OUTAGES:
+        raise  # not the job's fault: the worker puts it back once Redis returns
     except Exception as error:
         _fail(job, FailureCode.INTERNAL_ERROR, f"{type(error).__name__}: {error}", final=False)
         raise
@@ -138,9 +155,18 @@ def _fail(job: Job, code: FailureCode, message: str, final: bool) -> None:
 
 def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any]:
     settings, storage = context.settings, context.storage
-    if storage.is_cancel_requested(job.id):
+
+    def patient(call: Callable[[], T]) -> T:
+        return patiently(call, storage.connection, settings.redis_retry_max_s)
+
+    if patient(lambda: storage.is_cancel_requested(job.id)):
         raise JobCanceledError()
-    data = storage.get_input(job.id)
+    stored = patient(lambda: storage.get_result(job.id))
+    if stored is not None:
+        log.info("job %s: result already stored by an earlier attempt", job.id)
+        patient(lambda: storage.delete_input(job.id))
+        return _description(stored, payload)
+    data = patient(lambda: storage.get_input(job.id))
     if data is None:
         raise JobFailedError(
             FailureCode.INPUT_EXPIRED, "the uploaded image expired before a worker took it"
@@ -164,8 +190,8 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         payload.options.quality,
         settings.png_compress_level,
     )
-    storage.put_result(job.id, encoded, settings.result_ttl_s)
-    storage.delete_input(job.id)
+    patient(lambda: storage.put_result(job.id, encoded, settings.result_ttl_s))
+    patient(lambda: storage.delete_input(job.id))
     height, width = outcome.rgb.shape[:2]
     metrics.INFERENCE_DURATION.observe(outcome.inference_s)
     metrics.PIXELS.inc(width * height)
@@ -176,13 +202,21 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         "batch": outcome.tiles.batch,
         "oom_retries": outcome.oom_retries,
     }
-    job.save_meta()
+    patient(job.save_meta)
+    return _description(encoded, payload, mode)
+
+
+def _description(encoded: bytes, payload: JobPayload, mode: str | None = None) -> dict[str, Any]:
+    """The job's return value: what the gateway needs to serve the stored result."""
+    if mode is None:
+        with Image.open(io.BytesIO(encoded)) as image:  # the header only
+            mode = image.mode
     return {
         "format": payload.options.output_format.value,
         "sha256": hashlib.sha256(encoded).hexdigest(),
         "bytes": len(encoded),
         "filename": f"{payload.filename}-deblurred",
-        "width": width,
-        "height": height,
+        "width": payload.width,
+        "height": payload.height,
         "mode": mode,
     }

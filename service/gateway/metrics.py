@@ -30,7 +30,7 @@ from rq.registry import (
 from rq.worker import Worker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.jobs import reap_abandoned
+from service.jobs import reap_abandoned, redis_writable
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +86,28 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("swintormer_redis_up", "1 if Redis answered this scrape, else 0")
+        writable = GaugeMetricFamily(
+            "swintormer_redis_writable",
+            "1 if Redis took a write this scrape, else 0 (read-only replica, full, or down)",
+        )
         try:
-            reap_abandoned(self.queue)
+            is_writable = redis_writable(self.queue.connection)
+            if is_writable:
+                reap_abandoned(self.queue)
             jobs = self._jobs_by_state()
             workers = self._workers_by_state()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            log.warning("metrics: Redis unreachable: %s", error)
+        except redis.RedisError as error:
+            # /metrics always answers: a scrape is how an operator sees that Redis is in trouble
+            log.warning("metrics: Redis failed: %s", error)
             up.add_metric([], 0)
+            writable.add_metric([], 0)
             yield up
+            yield writable
             return
         up.add_metric([], 1)
+        writable.add_metric([], 1 if is_writable else 0)
         yield up
+        yield writable
         jobs_family = GaugeMetricFamily(
             "swintormer_queue_jobs",
             "Jobs in the queue and its registries, by state",
@@ -122,7 +133,10 @@ class QueueCollector(Collector):
             "canceled": CanceledJobRegistry(queue=queue),
         }
         counts = {"queued": queue.count}
-        counts.update({state: registry.count for state, registry in registries.items()})
+        # ZCARD, not `registry.count`: that also cleans the registry, a write a read-only or
+        # full Redis refuses (reaping is done above, when Redis takes writes)
+        connection = queue.connection
+        counts.update({state: int(connection.zcard(r.key)) for state, r in registries.items()})
         return counts
 
     def _workers_by_state(self) -> dict[str, int]:

@@ -7,17 +7,20 @@ and out (and counts outcomes) and the rules read in one place:
 2. the upload is validated by decoding it (`service.uploads.inspect_upload`);
 3. an Idempotency-Key is claimed atomically: the same key with the same request answers with
    the job it created, the same key with another request is refused;
-4. a full queue is refused with Retry-After (a claimed key is released again);
+4. a full queue is refused with Retry-After;
 5. the bytes are stored and the job enqueued (`service.jobs.enqueue`).
+A submission that fails after step 3 (queue full, Redis failing) releases its key again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import redis
 from rq import Queue
 
 from service.codec import ImageRefusedError
@@ -27,7 +30,7 @@ from service.gateway.api_errors import ApiError
 from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
 from service.schemas import DeblurOptions, JobAccepted, JobPayload, JobStatus
 from service.storage import IdempotencyRecord, Storage
-from service.uploads import inspect_upload, safe_stem
+from service.uploads import UploadInfo, inspect_upload, safe_stem
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
@@ -89,9 +92,29 @@ def accept_submission(
                     {"Retry-After": "1"},
                 )
             return Receipt(_accepted(queue, storage, settings, existing.job_id), is_new=False)
-    if queue.count >= settings.max_queue_depth:
+    try:
+        _enqueue_within_limits(submission, settings, queue, storage, job_id, info)
+    except BaseException:
+        # a submission that did not create its job must not keep its key: a retry with the
+        # same key has to be able to try again (not get 409 for idempotency_ttl_s)
         if key is not None:
-            storage.release_idempotency_key(key)
+            with contextlib.suppress(redis.RedisError):
+                storage.release_idempotency_key(key)
+        raise
+    if key is not None:
+        storage.confirm_idempotency_key(key, settings.idempotency_ttl_s)
+    return Receipt(_accepted(queue, storage, settings, job_id), is_new=True)
+
+
+def _enqueue_within_limits(
+    submission: Submission,
+    settings: Settings,
+    queue: Queue,
+    storage: Storage,
+    job_id: str,
+    info: UploadInfo,
+) -> None:
+    if queue.count >= settings.max_queue_depth:
         raise ApiError(
             ErrorCode.QUEUE_FULL,
             f"{settings.max_queue_depth} jobs are waiting; retry later",
@@ -105,7 +128,6 @@ def accept_submission(
         mode=info.mode,
     )
     enqueue(queue, storage, settings, job_id, payload, submission.data)
-    return Receipt(_accepted(queue, storage, settings, job_id), is_new=True)
 
 
 def _check_options(submission: Submission, settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -117,23 +118,28 @@ def test_every_kind_round_trips_and_failures_are_reported(
     assert slow["error"]["code"] == "timeout"  # type: ignore[index]
 
 
-def test_killed_worker_job_is_retried_and_completes_elsewhere(
-    worker_env: dict[str, str], start_worker: StartWorker
+def test_killed_worker_job_is_retried_at_the_front_within_the_grace(
+    gateway: TestClient, worker_env: dict[str, str], start_worker: StartWorker
 ) -> None:
-    # a short job timeout: an abandoned job is noticed job_timeout_s + abandoned_grace_s later
-    gateway = TestClient(create_app(settings_from(worker_env, job_timeout_s=6)))
     # 512 px: ~100 tiles, ~0.9 s on an idle core, so the kill lands mid-job (256 px: ~0.25 s)
     job_id = submit(gateway, sample_images.png_rgb(512, 512))
     first = start_worker()
     wait_for(lambda: progress_done(gateway, job_id) > 0, 60, "the first worker to start tiles")
+    behind = submit(gateway, sample_images.png_rgb(64, 64))  # queued while the first runs
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
+    killed_at = time.monotonic()
     assert view(gateway, job_id)["status"] == "running"  # nobody knows yet
-    # after job_timeout_s + abandoned_grace_s, a status read reaps it back onto the queue
-    wait_for(lambda: view(gateway, job_id)["status"] == "queued", 40, "the job to be requeued", 0.5)
+    # no heartbeat for abandoned_grace_s (3 s here): a status read reaps it, to the front
+    wait_for(lambda: view(gateway, job_id)["status"] == "queued", 20, "the job to be requeued", 0.2)
+    assert time.monotonic() - killed_at < 10
+    assert view(gateway, job_id)["queue_position"] == 0
+    assert view(gateway, behind)["queue_position"] == 1
+    assert gateway.get("/readyz").status_code == 503  # the dead worker is not counted
     finish_burst(start_worker("--burst"))
     assert view(gateway, job_id)["status"] == "succeeded"
     assert result_image(gateway, job_id).size == (512, 512)
+    assert view(gateway, behind)["status"] == "succeeded"
 
 
 def test_readiness_cancel_of_a_running_job_and_warm_shutdown(
