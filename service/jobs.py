@@ -60,10 +60,15 @@ def enqueue(
     job_id: str,
     payload: JobPayload,
     data: bytes,
+    owner: str = "",
 ) -> Job:
-    """Store the input bytes, then enqueue the job that refers to them by id."""
+    """Store the input bytes, then enqueue the job that refers to them by id.
+
+    `owner` is the id of the API key submitting it (never the key itself); only that key sees
+    the job afterwards.
+    """
     storage.put_input(job_id, data, input_ttl_s(settings))
-    storage.remember_job(job_id, settings.job_record_ttl_s)
+    storage.remember_job(job_id, settings.job_record_ttl_s, owner)
     return queue.enqueue_call(
         TASK,
         kwargs={"payload": payload.model_dump(mode="json")},

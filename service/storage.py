@@ -68,9 +68,15 @@ class Storage:
     def get_result(self, job_id: str) -> bytes | None:
         return self._get_bytes(result_key(job_id))
 
-    def remember_job(self, job_id: str, ttl_s: int) -> None:
-        """Record that `job_id` existed, so it reads 'expired' rather than unknown later."""
-        self.connection.set(known_key(job_id), b"1", ex=ttl_s)
+    def remember_job(self, job_id: str, ttl_s: int, owner: str = "") -> None:
+        """Record that `job_id` existed (so it reads 'expired' rather than unknown later) and
+        which API key made it (its id, `service.gateway.deps.key_id`; "" without API keys)."""
+        self.connection.set(known_key(job_id), owner.encode(), ex=ttl_s)
+
+    def owner_of(self, job_id: str) -> str | None:
+        """The key id that made `job_id`; None when no such job is remembered."""
+        value = self._get_bytes(known_key(job_id))
+        return None if value is None else value.decode()
 
     def is_known(self, job_id: str) -> bool:
         return bool(self.connection.exists(known_key(job_id)))

@@ -39,7 +39,6 @@ from worker.outages import REDIS_OUTAGES, wait_for_redis
 log = logging.getLogger(__name__)
 
 
-
 def idle_worker_ttl(abandoned_grace_s: int) -> int:
     """RQ's `worker_ttl` for a worker that must be heard from within `abandoned_grace_s`.
 
@@ -47,6 +46,7 @@ def idle_worker_ttl(abandoned_grace_s: int) -> int:
     here (and at most 15 s), so a live idle worker is never taken for a dead one.
     """
     return 15 + max(1, min(15, abandoned_grace_s // 2))
+
 
 _FINISHED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED}
 

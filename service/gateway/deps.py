@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Annotated
 
@@ -52,16 +53,25 @@ _api_key_header = APIKeyHeader(
 )
 
 
+def key_id(api_key: str) -> str:
+    """What jobs record as their owner: a digest of the key, never the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:24]
+
+
 def require_api_key(
     settings: SettingsDep, api_key: Annotated[str | None, Security(_api_key_header)]
-) -> None:
+) -> str:
     """Accept the request when no keys are configured or `X-API-Key` is one of them.
 
     Every configured key is compared (in constant time), so the time taken does not tell
     which key, or how much of one, matched.
+
+    Returns:
+        The tenant: the key's id (`key_id`), or "" when the server has no API keys. Jobs and
+        Idempotency-Keys belong to the tenant that made them.
     """
     if not settings.api_keys:
-        return
+        return ""
     if not api_key:
         raise ApiError(ErrorCode.UNAUTHORIZED, "this server needs an X-API-Key header")
     offered = api_key.encode()
@@ -70,6 +80,8 @@ def require_api_key(
     ]
     if not any(matches):
         raise ApiError(ErrorCode.FORBIDDEN, "the API key is not valid")
+    return key_id(api_key)
 
 
 ApiKeyDep = Depends(require_api_key)
+TenantDep = Annotated[str, Depends(require_api_key)]

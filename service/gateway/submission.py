@@ -43,6 +43,7 @@ class Submission:
     filename: str | None
     options: DeblurOptions
     idempotency_key: str | None = None
+    owner: str = ""  # the submitting API key's id; "" without API keys
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def accept_submission(
 
     job_id = uuid.uuid4().hex
     key = submission.idempotency_key
+    if key is not None and submission.owner:
+        key = f"{submission.owner}/{key}"  # each tenant has its own Idempotency-Keys
     if key is not None:
         claim = IdempotencyRecord(job_id, request_fingerprint(submission.data, submission.options))
         existing = storage.claim_idempotency_key(key, claim, settings.idempotency_ttl_s)
@@ -127,7 +130,7 @@ def _enqueue_within_limits(
         height=info.height,
         mode=info.mode,
     )
-    enqueue(queue, storage, settings, job_id, payload, submission.data)
+    enqueue(queue, storage, settings, job_id, payload, submission.data, submission.owner)
 
 
 def _check_options(submission: Submission, settings: Settings) -> None:

@@ -171,7 +171,8 @@ def test_api_keys_401_403_and_accepted(make_client: MakeClient) -> None:
     assert good.status_code == 202
     job = client.get(good.headers["location"])
     assert job.status_code == 401
-    assert client.get(good.headers["location"], headers={"X-API-Key": "k-one"}).status_code == 200
+    assert client.get(good.headers["location"], headers={"X-API-Key": "k-two"}).status_code == 200
+    assert client.get(good.headers["location"], headers={"X-API-Key": "k-one"}).status_code == 404
     assert client.get("/healthz").status_code == 200
 
 

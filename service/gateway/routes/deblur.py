@@ -8,7 +8,14 @@ from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
-from service.gateway.deps import ApiKeyDep, MetricsDep, QueueDep, SettingsDep, StorageDep
+from service.gateway.deps import (
+    ApiKeyDep,
+    MetricsDep,
+    QueueDep,
+    SettingsDep,
+    StorageDep,
+    TenantDep,
+)
 from service.gateway.submission import Submission, accept_submission
 from service.schemas import DeblurOptions, JobAccepted
 
@@ -48,6 +55,7 @@ def submit(
     metrics: MetricsDep,
     queue: QueueDep,
     storage: StorageDep,
+    tenant: TenantDep,
     file: Annotated[UploadFile, File(description="PNG, JPEG or WebP image")],
     options: Annotated[DeblurOptions, Form()],
     idempotency_key: Annotated[
@@ -58,7 +66,7 @@ def submit(
     """Queue one image. The body is multipart: `file` plus the option fields."""
     data = file.file.read()
     metrics.upload_size.observe(len(data))
-    submission = Submission(data, file.filename, options, idempotency_key)
+    submission = Submission(data, file.filename, options, idempotency_key, tenant)
     try:
         receipt = accept_submission(submission, settings, queue, storage)
     except ApiError as error:

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.config import Settings
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
-from service.gateway.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
+from service.gateway.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep, TenantDep
 from service.jobs import fetch_job, job_view, reap_abandoned
 from service.schemas import MEDIA_TYPES, TERMINAL, JobStatus, JobView, OutputFormat
 from service.storage import Storage
@@ -29,8 +29,10 @@ POLL_GROWTH = 1.5
 POLL_MAX_S = 0.5
 
 
-def _view_or_404(queue: QueueDep, storage: Storage, job_id: str) -> JobView:
-    view = job_view(queue, storage, job_id) if _JOB_ID.fullmatch(job_id) else None
+def _view_or_404(queue: QueueDep, storage: Storage, job_id: str, tenant: str) -> JobView:
+    # another tenant's job is answered exactly like one that does not exist
+    is_theirs = _JOB_ID.fullmatch(job_id) and storage.owner_of(job_id) == tenant
+    view = job_view(queue, storage, job_id) if is_theirs else None
     if view is None:
         raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}")
     if view.status is JobStatus.RUNNING:
@@ -56,6 +58,7 @@ async def get_job(
     queue: QueueDep,
     storage: StorageDep,
     settings: SettingsDep,
+    tenant: TenantDep,
     wait: Annotated[
         float,
         Query(
@@ -68,14 +71,14 @@ async def get_job(
     """The job's state. With `wait`, answers as soon as its status or progress changes."""
     if wait > settings.max_wait_s:
         raise ApiError(ErrorCode.INVALID_OPTIONS, f"wait: at most {settings.max_wait_s} seconds")
-    view = await run_in_threadpool(_view_or_404, queue, storage, job_id)
+    view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
     deadline = time.monotonic() + wait
     first = (view.status, view.progress)
     interval = POLL_FIRST_S
     while view.status not in TERMINAL and time.monotonic() < deadline:
         await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0)))
         interval = min(interval * POLL_GROWTH, POLL_MAX_S)
-        view = await run_in_threadpool(_view_or_404, queue, storage, job_id)
+        view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
         if (view.status, view.progress) != first:
             break
     return view
@@ -119,11 +122,11 @@ def get_result(
     job_id: JobId,
     queue: QueueDep,
     storage: StorageDep,
-    settings: SettingsDep,
+    tenant: TenantDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The result image, once the job has succeeded, until `result_ttl_s` after that."""
-    view = _view_or_404(queue, storage, job_id)
+    view = _view_or_404(queue, storage, job_id, tenant)
     if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         raise ApiError(
             ErrorCode.RESULT_NOT_READY,
@@ -166,10 +169,15 @@ def get_result(
     },
 )
 def cancel_job(
-    job_id: JobId, response: Response, queue: QueueDep, storage: StorageDep, settings: SettingsDep
+    job_id: JobId,
+    response: Response,
+    queue: QueueDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> JobView:
     """Cancel a job. A queued job is dropped at once; a running one stops cooperatively."""
-    view = _view_or_404(queue, storage, job_id)
+    view = _view_or_404(queue, storage, job_id, tenant)
     if view.status is JobStatus.EXPIRED:
         raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} has expired")
     if view.status in TERMINAL:
