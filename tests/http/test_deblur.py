@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
@@ -214,3 +215,12 @@ def test_idempotency_key_of_a_request_in_flight_is_409(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_key_in_use"
     assert response.headers["retry-after"] == "1"
+
+
+def test_queue_depth_holds_under_concurrent_submissions(make_client: MakeClient) -> None:
+    client = make_client(max_queue_depth=5)
+    data = sample_images.png_rgb()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda _: post(client, data).status_code, range(40)))
+    assert statuses.count(202) == 5, statuses
+    assert statuses.count(429) == 35
