@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # Bytes: 16 KiB .. 64 MiB in powers of 4.
 UPLOAD_BUCKETS_BYTES = tuple(float(16 * 1024 * 4**power) for power in range(7))
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SUBMISSION_OUTCOMES = (
     "accepted",
     "duplicate",
@@ -174,6 +175,8 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).observe(
+            # a client chooses the method: any name outside HTTP's own would be a new series
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            self.metrics.requests.labels(template, method, str(status)).observe(
                 time.perf_counter() - start
             )
