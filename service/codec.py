@@ -14,7 +14,8 @@ The network restores RGB in [0, 1]. What is not RGB is carried around it and put
 - CMYK is restored in RGB (Pillow's conversion) and returned as CMYK when the output is
   JPEG, as RGB otherwise (PNG and WebP have no CMYK); its ICC profile, which describes CMYK,
   is only kept on CMYK output;
-- palette images are restored in RGB(A) and returned as RGB(A), not re-quantised.
+- palette images are restored in RGB(A) and returned as RGB(A), not re-quantised; transparency
+  given as a PNG `tRNS` chunk (palette, gray or RGB) is kept as an alpha channel.
 The ICC profile of the upload is passed to the encoder, so colours keep their meaning.
 """
 
@@ -132,6 +133,8 @@ def decode(image: Image.Image) -> DecodedImage:
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in image.info
         image = image.convert("RGBA" if has_alpha else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in image.info:  # a tRNS colour key
+        image = image.convert("LA" if mode == "L" else "RGBA")
     if image.mode in ("RGBA", "LA"):
         alpha = np.asarray(image.getchannel("A"), dtype=np.uint8).copy()
     rgb_image = image.convert("RGB")  # L, 1, LA, RGBA, CMYK -> RGB
@@ -139,17 +142,21 @@ def decode(image: Image.Image) -> DecodedImage:
     return DecodedImage(rgb, alpha, mode, icc)
 
 
-def output_mode(input_mode: str, output_format: OutputFormat) -> str:
-    """The Pillow mode of the result for an input mode and output format."""
+def output_mode(input_mode: str, output_format: OutputFormat, has_alpha: bool = False) -> str:
+    """The Pillow mode of the result for an input mode and output format.
+
+    `has_alpha`: the decoded input carries alpha (`DecodedImage.alpha`), as a palette or a
+    colour key can give to modes without an alpha channel of their own.
+    """
     if input_mode in GRAY16_MODES:
         return "I;16" if output_format is OutputFormat.PNG else "L"
-    if input_mode in ("1", "L"):
+    if input_mode in ("1", "L") and not has_alpha:
         return "L"
-    if input_mode == "LA" and output_format is OutputFormat.PNG:
+    if input_mode in ("L", "LA") and output_format is OutputFormat.PNG:
         return "LA"
     if input_mode == "CMYK":
         return "CMYK" if output_format is OutputFormat.JPEG else "RGB"
-    if input_mode in ("RGBA", "PA", "LA"):
+    if input_mode in ("RGBA", "PA", "LA") or has_alpha:
         return _drop_alpha_if_jpeg("RGBA", output_format)
     return "RGB"
 
@@ -183,7 +190,7 @@ def encode(
     Returns:
         The encoded bytes and the Pillow mode they hold.
     """
-    mode = output_mode(decoded.mode, output_format)
+    mode = output_mode(decoded.mode, output_format, decoded.alpha is not None)
     clipped = np.clip(restored, 0.0, 1.0)
     if mode == "I;16":
         gray16 = np.rint(clipped.mean(axis=2) * 65535.0).astype(np.uint16)
