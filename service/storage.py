@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import redis
 
+from service.schemas import ModelLimits
+
 PREFIX = "swintormer"
 # How long an Idempotency-Key is held by a submission whose job does not exist yet.
 IDEMPOTENCY_CLAIM_S = 60
@@ -32,6 +34,10 @@ def known_key(job_id: str) -> str:
 
 def cancel_key(job_id: str) -> str:
     return f"{PREFIX}:cancel:{job_id}"
+
+
+def limits_key(queue_name: str) -> str:
+    return f"{PREFIX}:model-limits:{queue_name}"
 
 
 def idempotency_key(client_key: str) -> str:
@@ -112,6 +118,15 @@ class Storage:
 
     def release_idempotency_key(self, client_key: str) -> None:
         self.connection.delete(idempotency_key(client_key))
+
+    def put_model_limits(self, queue_name: str, limits: ModelLimits) -> None:
+        """Publish what the workers on `queue_name` can run (the last worker to start wins:
+        the workers of one queue serve one model)."""
+        self.connection.set(limits_key(queue_name), limits.model_dump_json())
+
+    def get_model_limits(self, queue_name: str) -> ModelLimits | None:
+        value = self._get_bytes(limits_key(queue_name))
+        return None if value is None else ModelLimits.model_validate_json(value)
 
     def _get_bytes(self, key: str) -> bytes | None:
         value = self.connection.get(key)

@@ -81,6 +81,7 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
 
     connection = redis.Redis.from_url(settings.redis_url)
     wait_for_redis(connection, settings.redis_retry_max_s)
+    Storage(connection).put_model_limits(settings.queue_name, runtime.limits())
     bind(WorkerContext(runtime=runtime, settings=settings, storage=Storage(connection)))
     worker = DeblurWorker(
         [settings.queue_name],

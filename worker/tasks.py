@@ -178,6 +178,10 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
 
     request = context.runtime.request_for(payload.options)
     try:
+        context.runtime.refuse_impossible(request)
+    except ValueError as error:
+        raise JobFailedError(FailureCode.INVALID_OPTIONS, str(error)) from error
+    try:
         outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
     except OutOfMemoryAtMinimumError as error:
         raise JobFailedError(FailureCode.OUT_OF_MEMORY, str(error)) from error

@@ -3,7 +3,8 @@
 The algorithm behind `POST /deblur`, kept out of the route so the route only moves HTTP in
 and out (and counts outcomes) and the rules read in one place:
 
-1. options over this server's limits and malformed Idempotency-Keys are refused (422);
+1. options over this server's limits, options the workers' model cannot run (as the workers
+   publish it, `service.schemas.ModelLimits`) and malformed Idempotency-Keys are refused (422);
 2. the upload is validated by decoding it (`service.uploads.inspect_upload`);
 3. an Idempotency-Key is claimed atomically: the same key with the same request answers with
    the job it created, the same key with another request is refused;
@@ -28,7 +29,15 @@ from service.config import Settings
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError
 from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
-from service.schemas import DeblurOptions, JobAccepted, JobPayload, JobStatus
+from service.schemas import (
+    DeblurOptions,
+    JobAccepted,
+    JobPayload,
+    JobStatus,
+    ModelLimits,
+    refuse_impossible_prior_steps,
+    refuse_impossible_tiling,
+)
 from service.storage import PREFIX, IdempotencyRecord, Storage
 from service.uploads import UploadInfo, inspect_upload, safe_stem
 
@@ -73,6 +82,9 @@ def accept_submission(
         ApiError: with the code the API answers with.
     """
     _check_options(submission, settings)
+    _check_against_model(
+        submission.options, settings, storage.get_model_limits(settings.queue_name)
+    )
     try:
         info = inspect_upload(submission.data, settings.max_pixels)
     except ImageRefusedError as error:
@@ -163,6 +175,26 @@ def _check_options(submission: Submission, settings: Settings) -> None:
             ErrorCode.INVALID_OPTIONS,
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters",
         )
+
+
+def _check_against_model(
+    options: DeblurOptions, settings: Settings, limits: ModelLimits | None
+) -> None:
+    """Refuse (422) options the workers' model cannot run, as far as they are known.
+
+    Before any worker has published its limits, only the tiling that no model can run is
+    refused; a job that slips through fails on the worker with `invalid_options`, unretried.
+    """
+    tile_px = options.tile_px or settings.tile_px
+    overlap_px = (
+        options.tile_overlap_px if options.tile_overlap_px is not None else settings.tile_overlap_px
+    )
+    try:
+        refuse_impossible_tiling(tile_px, overlap_px, limits.size_multiple if limits else 1)
+        if limits is not None:
+            refuse_impossible_prior_steps(options.prior_steps, limits)
+    except ValueError as error:
+        raise ApiError(ErrorCode.INVALID_OPTIONS, str(error)) from error
 
 
 def _accepted(queue: Queue, storage: Storage, settings: Settings, job_id: str) -> JobAccepted:

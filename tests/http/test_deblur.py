@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 from starlette.testclient import TestClient
 
 from service.gateway.submission import request_fingerprint
-from service.schemas import DeblurOptions
+from service.schemas import DeblurOptions, ModelLimits
 from service.storage import IdempotencyRecord, Storage, idempotency_key, input_key
 from tests import sample_images
 from tests.http.clients import MakeClient
@@ -109,7 +109,9 @@ def test_body_over_the_limit_is_413(make_client: MakeClient) -> None:
         {"tile_px": 100_000},
         {"tile_overlap_px": 7},
         {"prior_steps": -1},
+        {"prior_steps": 0},
         {"prior_steps": 10_000},
+        {"tile_px": 64, "tile_overlap_px": 64},
         {"seed": "abc"},
         {"unknown_option": 1},
     ],
@@ -118,6 +120,32 @@ def test_bad_options_are_422(client: TestClient, fields: dict[str, object]) -> N
     response = post(client, sample_images.png_rgb(), **fields)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_options"
+
+
+@pytest.mark.parametrize(
+    ("limits", "fields", "message"),
+    [
+        (ModelLimits(size_multiple=16, prior_steps=4), {"prior_steps": 5}, "1 to 4"),
+        (ModelLimits(size_multiple=16, prior_steps=0), {"prior_steps": 1}, "no diffusion prior"),
+        (
+            ModelLimits(size_multiple=16, prior_steps=4),
+            {"tile_px": 40, "tile_overlap_px": 32},
+            "rounded down to a multiple of 16",
+        ),
+    ],
+)
+def test_options_the_workers_model_cannot_run_are_422(
+    client: TestClient,
+    redis_client: redis.Redis,
+    limits: ModelLimits,
+    fields: dict[str, object],
+    message: str,
+) -> None:
+    Storage(redis_client).put_model_limits("deblur", limits)
+    response = post(client, sample_images.png_rgb(), **fields)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]["message"]
+    assert post(client, sample_images.png_rgb()).status_code == 202  # the defaults run
 
 
 def test_missing_file_is_422(client: TestClient) -> None:

@@ -75,6 +75,9 @@ def test_every_kind_round_trips_and_failures_are_reported(
     redis_client.delete(input_key(expired))
     canceled = submit(gateway, sample_images.png_rgb())
     assert gateway.delete(f"/jobs/{canceled}").status_code == 200
+    # no worker has published its model's limits yet: this passes the gateway, and the tiny
+    # model (2 prior steps) cannot run it
+    impossible = submit(gateway, sample_images.png_rgb(), prior_steps=3)
     # a gateway with a 1 s job timeout enqueues a job too slow for it
     with TestClient(create_app(settings_from(worker_env, job_timeout_s=1))) as strict:
         # 2048 px: ~1400 tiles of 64 px, ~15 s on an idle core (512 px took 0.9 s: too close)
@@ -113,6 +116,17 @@ def test_every_kind_round_trips_and_failures_are_reported(
         result = gateway.get(f"/jobs/{job_id}/result")
         assert result.status_code == 409
     assert view(gateway, canceled)["status"] == "canceled"
+    refused = view(gateway, impossible)
+    assert refused["status"] == "failed"
+    assert refused["error"]["code"] == "invalid_options"  # type: ignore[index]
+    assert log.count(f"job {impossible} failed") == 1, log  # one attempt: never retried
+    # now that the worker has published its limits, the gateway refuses it at once
+    assert (
+        gateway.post(
+            "/deblur", files={"file": ("a.png", sample_images.png_rgb())}, data={"prior_steps": "3"}
+        ).status_code
+        == 422
+    )
     slow = view(gateway, too_slow)
     assert slow["status"] == "failed"
     assert slow["error"]["code"] == "timeout"  # type: ignore[index]
