@@ -11,7 +11,8 @@ weights) and 64 px tiles so that every job is many tile batches. Then:
    multi-tile job: lost jobs, worker exits, raw 500s seen by a client polling meanwhile;
 3. `serve` stopped with jobs queued and started again: do they complete?
 4. 40 concurrent submissions at `max_queue_depth` 5: how many admitted?
-5. API key B reading, downloading, cancelling and replaying key A's job: the statuses.
+5. API key B reading, downloading, cancelling and replaying key A's job: the statuses;
+6. four simultaneous uploads of a ~150 KB PNG declaring 49 MP: the gateway's peak memory.
 
     python -m bench.fault_drill [--jobs 6] [--size 512]
 """
@@ -248,6 +249,36 @@ def drill_restart_depth_tenants(env: dict[str, str], log: Path, data_dir: Path) 
     ]
 
 
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def drill_decode_memory(env: dict[str, str], log: Path, data_dir: Path) -> list[str]:
+    """Four simultaneous uploads of a small PNG declaring 49 MP: the gateway's peak memory."""
+    own = {k: v for k, v in env.items() if k != "SWINTORMER_REDIS_URL"}
+    own |= {"SWINTORMER_DATA_DIR": str(data_dir)}
+    buffer = io.BytesIO()
+    Image.new("RGB", (7000, 7000)).save(buffer, "PNG", compress_level=9)
+    data = buffer.getvalue()
+    serve = Serve(own, 0, log)
+    try:
+        before = peak_rss_mb(serve.process.pid)
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            codes = list(pool.map(lambda _: submit(serve.url, data).status_code, range(4)))
+        seconds = time.monotonic() - start
+        after = peak_rss_mb(serve.process.pid)
+    finally:
+        serve.stop()
+    return [
+        f"4 simultaneous {len(data) // 1024} KB PNGs declaring 49 MP: statuses {codes}, "
+        f"gateway peak RSS {before:.0f} -> {after:.0f} MB (+{after - before:.0f}), {seconds:.1f} s"
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=6, help="jobs in the worker-kill drill")
@@ -273,6 +304,7 @@ def main() -> int:
             lines = drill_worker_kill(env, log, args.jobs, args.size)
             lines += drill_redis(env, log, server, args.size)
             lines += drill_restart_depth_tenants(env, log, scratch / "serve-data")
+            lines += drill_decode_memory(env, log, scratch / "decode-data")
         finally:
             server.stop()
     print("\nfault drill (loopback, tiny untrained checkpoint, CPU, 64 px tiles)")

@@ -37,8 +37,27 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=64 * MiB, gt=0, description="request body limit")
     max_pixels: int = Field(default=50_000_000, gt=0, description="decoded pixel-count limit")
     max_queue_depth: int = Field(default=200, gt=0, description="queued jobs before 429")
+    decode_pixel_budget: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="pixels the gateway decodes at once, all uploads together (bounds its memory"
+        " whatever the concurrency; the default: one upload at max_pixels at a time)",
+    )
+    decode_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="how long an upload waits for its share of decode_pixel_budget before 503",
+    )
 
-    job_timeout_s: int = Field(default=600, gt=0, description="RQ job_timeout per job")
+    job_timeout_s: int = Field(
+        default=600, gt=0, description="RQ job_timeout of a job, plus job_s_per_megapixel"
+    )
+    job_s_per_megapixel: float = Field(
+        default=30.0,
+        ge=0,
+        description="time added to job_timeout_s per megapixel of the image, so big images can"
+        " finish (30 s/MP: ~0.03 MP/s, a slow CPU worker)",
+    )
     queued_ttl_s: int = Field(default=3600, gt=0, description="how long a job may wait queued")
     result_ttl_s: int = Field(default=3600, gt=0, description="how long results are kept")
     failure_ttl_s: int = Field(default=86400, gt=0, description="how long failures are kept")

@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     QUEUE_FULL = "queue_full"
     REDIS_UNAVAILABLE = "redis_unavailable"
+    SERVER_BUSY = "server_busy"
     NOT_READY = "not_ready"
     INTERNAL_ERROR = "internal_error"
 
@@ -54,6 +55,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
     ErrorCode.QUEUE_FULL: 429,
     ErrorCode.REDIS_UNAVAILABLE: 503,
+    ErrorCode.SERVER_BUSY: 503,
     ErrorCode.NOT_READY: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
@@ -80,6 +82,7 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.REDIS_UNAVAILABLE: (
         "the job store is unreachable, read-only or full; retry after Retry-After"
     ),
+    ErrorCode.SERVER_BUSY: "the gateway decodes as many pixels as it may; retry after Retry-After",
     ErrorCode.NOT_READY: "Redis unreachable or not taking writes, or no live worker has its model",
     ErrorCode.INTERNAL_ERROR: "a bug; the message says what failed",
 }

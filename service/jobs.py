@@ -7,6 +7,7 @@ RQ's status names are mapped to the API's own (`JobStatus`) here and nowhere els
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,9 +48,14 @@ def make_queue(connection: redis.Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
-def input_ttl_s(settings: Settings) -> int:
+def job_timeout_s(settings: Settings, width: int, height: int) -> int:
+    """One attempt's time limit for an image: `job_timeout_s` plus time per megapixel."""
+    return settings.job_timeout_s + math.ceil(settings.job_s_per_megapixel * width * height / 1e6)
+
+
+def input_ttl_s(settings: Settings, timeout_s: int) -> int:
     """How long an input must live: queued time plus every attempt, abandoned ones included."""
-    attempt_s = settings.job_timeout_s + settings.abandoned_grace_s
+    attempt_s = timeout_s + settings.abandoned_grace_s
     return settings.queued_ttl_s + (settings.job_retries + 1) * attempt_s
 
 
@@ -67,13 +73,14 @@ def enqueue(
     `owner` is the id of the API key submitting it (never the key itself); only that key sees
     the job afterwards.
     """
-    storage.put_input(job_id, data, input_ttl_s(settings))
+    timeout_s = job_timeout_s(settings, payload.width, payload.height)
+    storage.put_input(job_id, data, input_ttl_s(settings, timeout_s))
     storage.remember_job(job_id, settings.job_record_ttl_s, owner)
     return queue.enqueue_call(
         TASK,
         kwargs={"payload": payload.model_dump(mode="json")},
         job_id=job_id,
-        timeout=settings.job_timeout_s,
+        timeout=timeout_s,
         result_ttl=settings.result_ttl_s,
         failure_ttl=settings.failure_ttl_s,
         ttl=settings.queued_ttl_s,

@@ -54,6 +54,17 @@ def configure_pillow(max_pixels: int) -> None:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
+def header_pixels(data: bytes) -> int:
+    """Width x height as the header declares it, without decoding pixels (0 if unreadable:
+    the full validation then says what is wrong)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            width, height = image.size
+    except Exception:  # any refusal is `_decode`'s to report, with its proper code
+        return 0
+    return int(width * height)
+
+
 def open_upload(data: bytes, max_pixels: int) -> Image.Image:
     """Decode an upload fully, with every check; the image is EXIF-transposed.
 

@@ -127,7 +127,7 @@ def deblur(payload: dict[str, Any]) -> dict[str, Any]:
         raise
     except JobTimeoutException:
         outcome = "timeout"
-        limit = context.settings.job_timeout_s
+        limit = job.timeout or context.settings.job_timeout_s
         _fail(job, FailureCode.TIMEOUT, f"the job ran over its limit of {limit} s", final=True)
         raise
     except REDIS_OUTAGES:

@@ -14,6 +14,7 @@ from starlette.types import Scope
 from service.config import Settings
 from service.gateway.api_errors import install_error_handlers
 from service.gateway.body_limit import BodyLimitMiddleware
+from service.gateway.decode_budget import DecodeBudget
 from service.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware
 from service.gateway.routes import deblur, health, jobs
 from service.gateway.routes import metrics as metrics_route
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.redis = connect_redis(settings, settings.redis_url)
     app.state.queue = make_queue(app.state.redis, settings)
+    app.state.decode_budget = DecodeBudget(settings.decode_pixel_budget)
     install_error_handlers(app, settings.retry_after_s)
     metrics = GatewayMetrics(app.state.queue)
     app.state.metrics = metrics

@@ -14,6 +14,7 @@ from rq import Queue
 from service.config import Settings
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError
+from service.gateway.decode_budget import DecodeBudget
 from service.gateway.metrics import GatewayMetrics
 from service.storage import Storage
 
@@ -42,11 +43,17 @@ def get_storage(request: Request) -> Storage:
     return Storage(get_redis(request))
 
 
+def get_decode_budget(request: Request) -> DecodeBudget:
+    budget: DecodeBudget = request.app.state.decode_budget
+    return budget
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
+DecodeBudgetDep = Annotated[DecodeBudget, Depends(get_decode_budget)]
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="required when the server has API keys set"

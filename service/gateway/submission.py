@@ -5,7 +5,8 @@ and out (and counts outcomes) and the rules read in one place:
 
 1. options over this server's limits, options the workers' model cannot run (as the workers
    publish it, `service.schemas.ModelLimits`) and malformed Idempotency-Keys are refused (422);
-2. the upload is validated by decoding it (`service.uploads.inspect_upload`);
+2. the upload is validated by decoding it (`service.uploads.inspect_upload`), within the
+   gateway's decode budget (`service.gateway.decode_budget`);
 3. an Idempotency-Key is claimed atomically: the same key with the same request answers with
    the job it created, the same key with another request is refused;
 4. a full queue is refused with Retry-After;
@@ -28,6 +29,7 @@ from service.codec import ImageRefusedError
 from service.config import Settings
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError
+from service.gateway.decode_budget import DecodeBudget, DecodeBudgetExhaustedError
 from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
 from service.schemas import (
     DeblurOptions,
@@ -39,7 +41,7 @@ from service.schemas import (
     refuse_impossible_tiling,
 )
 from service.storage import PREFIX, IdempotencyRecord, Storage
-from service.uploads import UploadInfo, inspect_upload, safe_stem
+from service.uploads import UploadInfo, header_pixels, inspect_upload, safe_stem
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 ADMISSION_LOCK_KEY = f"{PREFIX}:admission-lock"
@@ -74,7 +76,11 @@ def request_fingerprint(data: bytes, options: DeblurOptions) -> str:
 
 
 def accept_submission(
-    submission: Submission, settings: Settings, queue: Queue, storage: Storage
+    submission: Submission,
+    settings: Settings,
+    queue: Queue,
+    storage: Storage,
+    budget: DecodeBudget,
 ) -> Receipt:
     """Validate, deduplicate and enqueue one submission (see the module docstring).
 
@@ -82,13 +88,20 @@ def accept_submission(
         ApiError: with the code the API answers with.
     """
     _check_options(submission, settings)
-    _check_against_model(
-        submission.options, settings, storage.get_model_limits(settings.queue_name)
-    )
+    limits = storage.get_model_limits(settings.queue_name)
+    _check_against_model(submission.options, settings, limits)
+    pixels = min(header_pixels(submission.data), settings.max_pixels)
     try:
-        info = inspect_upload(submission.data, settings.max_pixels)
+        with budget.reserve(pixels, settings.decode_wait_s):
+            info = inspect_upload(submission.data, settings.max_pixels)
     except ImageRefusedError as error:
         raise ApiError(error.code, error.message) from error
+    except DecodeBudgetExhaustedError as error:
+        raise ApiError(
+            ErrorCode.SERVER_BUSY,
+            f"too many large images are being checked at once ({error}); retry later",
+            {"Retry-After": str(settings.retry_after_s)},
+        ) from error
 
     job_id = uuid.uuid4().hex
     key = submission.idempotency_key

@@ -252,3 +252,23 @@ def test_queue_depth_holds_under_concurrent_submissions(make_client: MakeClient)
         statuses = list(pool.map(lambda _: post(client, data).status_code, range(40)))
     assert statuses.count(202) == 5, statuses
     assert statuses.count(429) == 35
+
+
+def test_decodes_beyond_the_pixel_budget_wait_then_get_503(make_client: MakeClient) -> None:
+    client = make_client(decode_pixel_budget=2000, decode_wait_s=0.2, retry_after_s=4)
+    data = sample_images.png_rgb(40, 30)  # 1200 pixels
+    budget = client.app.state.decode_budget  # type: ignore[attr-defined]
+    with budget.reserve(1000, wait_s=0):  # another request is decoding 1000 pixels
+        busy = post(client, data)
+    assert busy.status_code == 503
+    assert busy.json()["error"]["code"] == "server_busy"
+    assert busy.headers["retry-after"] == "4"
+    assert post(client, data).status_code == 202
+
+
+def test_job_timeout_grows_with_the_image(
+    make_client: MakeClient, redis_client: redis.Redis
+) -> None:
+    client = make_client(job_timeout_s=600, job_s_per_megapixel=30)
+    job_id = post(client, sample_images.png_rgb(1000, 1000)).json()["id"]
+    assert int(redis_client.hget(f"rq:job:{job_id}", "timeout") or 0) == 630

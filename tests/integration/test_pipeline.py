@@ -79,7 +79,9 @@ def test_every_kind_round_trips_and_failures_are_reported(
     # model (2 prior steps) cannot run it
     impossible = submit(gateway, sample_images.png_rgb(), prior_steps=3)
     # a gateway with a 1 s job timeout enqueues a job too slow for it
-    with TestClient(create_app(settings_from(worker_env, job_timeout_s=1))) as strict:
+    with TestClient(
+        create_app(settings_from(worker_env, job_timeout_s=1, job_s_per_megapixel=0))
+    ) as strict:
         # 2048 px: ~1400 tiles of 64 px, ~15 s on an idle core (512 px took 0.9 s: too close)
         too_slow = submit(strict, sample_images.png_rgb(2048, 2048))
 

@@ -10,6 +10,7 @@ from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
 from service.gateway.deps import (
     ApiKeyDep,
+    DecodeBudgetDep,
     MetricsDep,
     QueueDep,
     SettingsDep,
@@ -46,6 +47,7 @@ router = APIRouter(tags=["deblur"], dependencies=[ApiKeyDep])
             ErrorCode.JOB_EXPIRED,
             ErrorCode.QUEUE_FULL,
             ErrorCode.REDIS_UNAVAILABLE,
+            ErrorCode.SERVER_BUSY,
         ),
     },
 )
@@ -56,6 +58,7 @@ def submit(
     queue: QueueDep,
     storage: StorageDep,
     tenant: TenantDep,
+    budget: DecodeBudgetDep,
     file: Annotated[UploadFile, File(description="PNG, JPEG or WebP image")],
     options: Annotated[DeblurOptions, Form()],
     idempotency_key: Annotated[
@@ -68,7 +71,7 @@ def submit(
     metrics.upload_size.observe(len(data))
     submission = Submission(data, file.filename, options, idempotency_key, tenant)
     try:
-        receipt = accept_submission(submission, settings, queue, storage)
+        receipt = accept_submission(submission, settings, queue, storage, budget)
     except ApiError as error:
         metrics.submissions.labels(_OUTCOMES.get(error.code, "invalid")).inc()
         raise
