@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins; empty: off")
 
     max_upload_bytes: int = Field(default=64 * MiB, gt=0, description="request body limit")
+    max_header_bytes: int = Field(
+        default=16 * 1024, gt=0, description="request header limit, all headers together (431)"
+    )
     max_pixels: int = Field(default=50_000_000, gt=0, description="decoded pixel-count limit")
     max_queue_depth: int = Field(default=200, gt=0, description="queued jobs before 429")
     decode_pixel_budget: int = Field(

@@ -27,6 +27,9 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNSUPPORTED_BIT_DEPTH = "unsupported_bit_depth"
     INVALID_OPTIONS = "invalid_options"
+    MALFORMED_REQUEST = "malformed_request"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    HEADERS_TOO_LARGE = "headers_too_large"
     IDEMPOTENCY_KEY_MISMATCH = "idempotency_key_mismatch"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     QUEUE_FULL = "queue_full"
@@ -51,6 +54,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.UNSUPPORTED_BIT_DEPTH: 415,
     ErrorCode.INVALID_OPTIONS: 422,
+    ErrorCode.MALFORMED_REQUEST: 400,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: 422,
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
     ErrorCode.QUEUE_FULL: 429,
@@ -76,6 +82,9 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "not PNG, JPEG or WebP",
     ErrorCode.UNSUPPORTED_BIT_DEPTH: "16-bit colour PNG (16-bit grayscale is kept 16-bit)",
     ErrorCode.INVALID_OPTIONS: "an option or header is out of range or malformed",
+    ErrorCode.MALFORMED_REQUEST: "the request body cannot be parsed (e.g. broken multipart)",
+    ErrorCode.METHOD_NOT_ALLOWED: "the route exists, not with this method; `Allow` lists them",
+    ErrorCode.HEADERS_TOO_LARGE: "the request headers are over max_header_bytes",
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: "the Idempotency-Key was used with a different request",
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: "a request with this Idempotency-Key is still in flight",
     ErrorCode.QUEUE_FULL: "the queue holds max_queue_depth jobs; retry after Retry-After",

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.errors import MEANING, STATUS, ErrorCode
 from service.schemas import ErrorResponse
@@ -80,14 +81,23 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
             problems.append(f"{where}: {error.get('msg', 'invalid')}")
         return error_response(ErrorCode.INVALID_OPTIONS, "; ".join(problems) or "invalid request")
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 413:
             return error_response(ErrorCode.PAYLOAD_TOO_LARGE, str(exc.detail))
         if exc.status_code == 404:
             return error_response(ErrorCode.NOT_FOUND, "no such route")
-        body = {"error": {"code": f"http_{exc.status_code}", "message": str(exc.detail)}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:
+            allowed = ", ".join(allowed_methods(request))
+            return error_response(
+                ErrorCode.METHOD_NOT_ALLOWED,
+                f"{request.method} is not allowed here; allowed: {allowed}",
+                {"Allow": allowed},
+            )
+        if exc.status_code == 400:
+            return error_response(ErrorCode.MALFORMED_REQUEST, str(exc.detail))
+        log.warning("HTTP %d without an API error code: %s", exc.status_code, exc.detail)
+        return error_response(ErrorCode.INTERNAL_ERROR, str(exc.detail))
 
     async def on_redis_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(
@@ -105,6 +115,18 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(redis.RedisError, on_redis_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (routes split by method list only theirs)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def redis_problem(exc: BaseException) -> str:

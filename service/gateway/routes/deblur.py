@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
@@ -20,7 +20,52 @@ from service.gateway.deps import (
 from service.gateway.submission import Submission, accept_submission
 from service.schemas import DeblurOptions, JobAccepted
 
-router = APIRouter(tags=["deblur"], dependencies=[ApiKeyDep])
+
+async def refuse_repeated_fields(request: Request) -> None:
+    """A form field sent twice is refused (422): which of two `quality`s was meant?"""
+    form = await request.form()  # parsed once; FastAPI reads the same cached form
+    names = [name for name, _ in form.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ApiError(ErrorCode.INVALID_OPTIONS, f"field(s) sent more than once: {repeated}")
+
+
+router = APIRouter(tags=["deblur"], dependencies=[ApiKeyDep, Depends(refuse_repeated_fields)])
+
+
+def use_form_schema(openapi: dict[str, Any]) -> None:
+    """Put `form_schema()` in place of FastAPI's schema of the `POST /deblur` body."""
+    body = openapi["paths"]["/deblur"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    name = body["schema"]["$ref"].rsplit("/", 1)[-1]
+    openapi["components"]["schemas"][name] = form_schema()
+
+
+def form_schema() -> dict[str, Any]:
+    """The multipart body as OpenAPI should state it: `file` plus each option, nothing else.
+
+    FastAPI's own is `allOf: [DeblurOptions]` (which forbids extra properties) plus `file`, a
+    schema no request satisfies, and it offers `null` for options a form cannot send as null.
+    """
+    options = DeblurOptions.model_json_schema()
+    definitions = options.get("$defs", {})
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP image"}
+    }
+    for name, field in options["properties"].items():
+        field = dict(field)
+        for variant in field.pop("anyOf", []):
+            if variant.get("type") != "null":
+                field.update(variant)
+        if "$ref" in field:
+            field.update(definitions[field.pop("$ref").rsplit("/", 1)[-1]])
+        properties[name] = field
+    properties["tile_overlap_px"]["multipleOf"] = 2
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": ["file"],
+        "additionalProperties": False,
+    }
 
 
 @router.post(
@@ -48,6 +93,8 @@ router = APIRouter(tags=["deblur"], dependencies=[ApiKeyDep])
             ErrorCode.QUEUE_FULL,
             ErrorCode.REDIS_UNAVAILABLE,
             ErrorCode.SERVER_BUSY,
+            ErrorCode.MALFORMED_REQUEST,
+            ErrorCode.HEADERS_TOO_LARGE,
         ),
     },
 )

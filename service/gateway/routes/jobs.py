@@ -46,6 +46,7 @@ def _view_or_404(queue: QueueDep, storage: Storage, job_id: str, tenant: str) ->
     response_model=JobView,
     summary="Job status, progress, timings",
     responses=error_responses(
+        ErrorCode.METHOD_NOT_ALLOWED,
         ErrorCode.UNAUTHORIZED,
         ErrorCode.FORBIDDEN,
         ErrorCode.JOB_NOT_FOUND,
@@ -64,13 +65,12 @@ async def get_job(
         Query(
             ge=0,
             description="long-poll: wait up to this many seconds for the status or "
-            "progress to change (at most the server's max_wait_s, 30 by default)",
+            "progress to change; longer waits are cut to the server's max_wait_s (30 by default)",
         ),
     ] = 0,
 ) -> JobView:
     """The job's state. With `wait`, answers as soon as its status or progress changes."""
-    if wait > settings.max_wait_s:
-        raise ApiError(ErrorCode.INVALID_OPTIONS, f"wait: at most {settings.max_wait_s} seconds")
+    wait = min(wait, settings.max_wait_s)
     view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
     deadline = time.monotonic() + wait
     first = (view.status, view.progress)
@@ -84,11 +84,18 @@ async def get_job(
     return view
 
 
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110: `*` matches any current representation; else a list of (weak) tags."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
 def _result_headers(etag: str, filename: str) -> dict[str, str]:
     return {
         "ETag": etag,
         "Content-Disposition": f'inline; filename="{filename}"',
         "Cache-Control": "private, max-age=0",
+        "X-Content-Type-Options": "nosniff",
     }
 
 
@@ -145,9 +152,13 @@ def get_result(
     output_format = OutputFormat(meta["format"])
     etag = f'"{meta["sha256"]}"'
     headers = _result_headers(etag, f"{meta['filename']}.{output_format.value}")
-    if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
+    if if_none_match is not None and _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=MEDIA_TYPES[output_format], headers=headers)
+
+
+# HEAD answers as GET does, without the body (not a second operation in the schema)
+router.add_api_route("/{job_id}/result", get_result, methods=["HEAD"], include_in_schema=False)
 
 
 @router.delete(
