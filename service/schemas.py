@@ -19,13 +19,17 @@ class OutputFormat(StrEnum):
     PNG = "png"
     JPEG = "jpeg"
     WEBP = "webp"
+    TIFF = "tiff"
 
 
 MEDIA_TYPES: dict[OutputFormat, str] = {
     OutputFormat.PNG: "image/png",
     OutputFormat.JPEG: "image/jpeg",
     OutputFormat.WEBP: "image/webp",
+    OutputFormat.TIFF: "image/tiff",
 }
+# Formats that keep 16 bits a sample (16-bit inputs come back at 16 bits in these)
+DEEP_FORMATS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
 
 
 class JobStatus(StrEnum):
@@ -48,7 +52,8 @@ class DeblurOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_format: OutputFormat = Field(
-        default=OutputFormat.PNG, description="result encoding; PNG is lossless"
+        default=OutputFormat.PNG,
+        description="result encoding; PNG and TIFF are lossless and keep 16-bit inputs 16-bit",
     )
     quality: int = Field(default=95, ge=1, le=100, description="JPEG/WebP quality")
     tile_px: int | None = Field(

@@ -28,13 +28,13 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from service.codec import ImageRefusedError, decode, encode
+from service.codec import ImageRefusedError, encode
 from service.config import Settings
 from service.failures import FailureCode
 from service.jobs import as_utc
 from service.schemas import JobPayload
 from service.storage import Storage
-from service.uploads import open_upload
+from service.uploads import load_upload
 from worker import metrics
 from worker.outages import REDIS_OUTAGES, patiently
 from worker.runtime import OutOfMemoryAtMinimumError, Runtime
@@ -172,7 +172,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
             FailureCode.INPUT_EXPIRED, "the uploaded image expired before a worker took it"
         )
     try:
-        decoded = decode(open_upload(data, settings.max_pixels))
+        decoded = load_upload(data, settings.max_pixels)
     except ImageRefusedError as error:
         raise JobFailedError(FailureCode.of_upload(error.code), error.message) from error
 

@@ -100,4 +100,4 @@ def test_the_openapi_request_body_of_deblur_can_be_satisfied(client: TestClient)
     for name, field in schema["properties"].items():
         assert "anyOf" not in field, name
         assert "$ref" not in field, name
-    assert schema["properties"]["output_format"]["enum"] == ["png", "jpeg", "webp"]
+    assert schema["properties"]["output_format"]["enum"] == ["png", "jpeg", "webp", "tiff"]

@@ -58,6 +58,10 @@ KINDS: list[tuple[str, Callable[[], bytes], dict[str, object], tuple[int, int], 
     ("cmyk", sample_images.jpeg_cmyk, {"output_format": "jpeg"}, (40, 30), "CMYK", "JPEG"),
     ("webp", sample_images.webp_rgb, {"output_format": "webp"}, (40, 30), "RGB", "WEBP"),
     ("big", lambda: sample_images.png_rgb(150, 110), {"seed": 3}, (150, 110), "RGB", "PNG"),
+    # 16-bit RGB PNG out (Pillow opens it as RGB); TIFF and HEIC in
+    ("rgb16", sample_images.png_rgb16, {}, (20, 10), "RGB", "PNG"),
+    ("tiff16", sample_images.tiff_rgb16, {"output_format": "tiff"}, (20, 10), "RGB", "TIFF"),
+    ("heic", sample_images.heic, {}, (40, 30), "RGB", "PNG"),
 ]
 
 

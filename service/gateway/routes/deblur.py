@@ -20,6 +20,8 @@ from service.gateway.deps import (
 from service.gateway.submission import Submission, accept_submission
 from service.schemas import DeblurOptions, JobAccepted
 
+FILE_DESCRIPTION = "PNG, JPEG, WebP, TIFF or HEIC/HEIF image, 8 or 16 bit"
+
 
 async def refuse_repeated_fields(request: Request) -> None:
     """A form field sent twice is refused (422): which of two `quality`s was meant?"""
@@ -49,7 +51,11 @@ def form_schema() -> dict[str, Any]:
     options = DeblurOptions.model_json_schema()
     definitions = options.get("$defs", {})
     properties: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP image"}
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": FILE_DESCRIPTION,
+        }
     }
     for name, field in options["properties"].items():
         field = dict(field)
@@ -106,7 +112,7 @@ def submit(
     storage: StorageDep,
     tenant: TenantDep,
     budget: DecodeBudgetDep,
-    file: Annotated[UploadFile, File(description="PNG, JPEG or WebP image")],
+    file: Annotated[UploadFile, File(description=FILE_DESCRIPTION)],
     options: Annotated[DeblurOptions, Form()],
     idempotency_key: Annotated[
         str | None,
