@@ -12,7 +12,9 @@ weights) and 64 px tiles so that every job is many tile batches. Then:
 3. `serve` stopped with jobs queued and started again: do they complete?
 4. 40 concurrent submissions at `max_queue_depth` 5: how many admitted?
 5. API key B reading, downloading, cancelling and replaying key A's job: the statuses;
-6. four simultaneous uploads of a ~150 KB PNG declaring 49 MP: the gateway's peak memory.
+6. four simultaneous uploads of a ~150 KB PNG declaring 49 MP: the gateway's peak memory;
+7. a battery of ~70 malformed uploads, options, ids, methods and headers, then schemathesis
+   (when installed) on the schema the gateway serves: server errors and schema violations.
 
     python -m bench.fault_drill [--jobs 6] [--size 512]
 """
@@ -23,10 +25,12 @@ import argparse
 import io
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -279,6 +283,129 @@ def drill_decode_memory(env: dict[str, str], log: Path, data_dir: Path) -> list[
     ]
 
 
+def bad_inputs(size: int) -> list[tuple[str, str, dict[str, object]]]:
+    """(method, path, httpx request arguments) of malformed uploads, options, ids, headers."""
+    good = png(size, 7)
+    bodies = {
+        "empty": b"",
+        "garbage": b"\x00\x01garbage" * 50,
+        "truncated png": good[: len(good) // 3],
+        "png signature only": b"\x89PNG\r\n\x1a\n",
+        "broken IHDR": b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + b"\xff" * 40,
+        "jpeg soi only": b"\xff\xd8\xff\xe0" + b"\x00" * 30,
+        "riff not webp": b"RIFF\x00\x00\x00\x00WAVEfmt ",
+        "tiff header only": b"II*\x00\x08\x00\x00\x00",
+        "bigtiff garbage": b"II+\x00" + b"\xff" * 60,
+        "gif": b"GIF89a" + b"\x00" * 40,
+        "svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "pdf": b"%PDF-1.7\n%%EOF",
+        "zip": b"PK\x03\x04" + b"\x00" * 40,
+        "png bomb": _png_header(60_000, 60_000),
+        "png16 bomb": _png_header(30_000, 30_000, bit_depth=16, colour_type=2),
+    }
+    cases: list[tuple[str, str, dict[str, object]]] = [
+        ("POST", "/deblur", {"files": {"file": ("x.png", body)}}) for body in bodies.values()
+    ]
+    options: list[dict[str, str]] = [
+        {"quality": "0"}, {"quality": "101"}, {"quality": "abc"}, {"tile_px": "0"},
+        {"tile_px": "-1"}, {"tile_px": "99999999999999999999"}, {"tile_overlap_px": "7"},
+        {"tile_px": "64", "tile_overlap_px": "64"}, {"prior_steps": "0"},
+        {"prior_steps": "-1"}, {"prior_steps": "1e9"}, {"seed": "-1"}, {"seed": str(2**64)},
+        {"output_format": "bmp"}, {"output_format": ""}, {"unknown": "1"}, {"file": "text"},
+    ]  # fmt: skip
+    cases += [
+        ("POST", "/deblur", {"files": {"file": ("x.png", good)}, "data": form}) for form in options
+    ]
+    cases += [
+        ("POST", "/deblur", {"data": {"quality": "90"}}),
+        ("POST", "/deblur", {"content": b"--x\r\nbroken", "headers": {
+            "Content-Type": "multipart/form-data; boundary=x"}}),
+        ("POST", "/deblur", {"content": b"{}", "headers": {"Content-Type": "application/json"}}),
+        ("POST", "/deblur", {"content": b"x", "headers": {"Content-Type": "multipart/form-data"}}),
+        ("POST", "/deblur", {"files": {"file": ("x.png", good)},
+                             "headers": {"Idempotency-Key": "k" * 300}}),
+        ("POST", "/deblur", {"files": {"file": ("x.png", good)},
+                             "headers": {"Idempotency-Key": ""}}),
+        ("POST", "/deblur", {"files": {"file": ("\x00../../etc/passwd", good)}}),
+    ]  # fmt: skip
+    ids = ["0" * 31, "0" * 33, "g" * 32, "../" * 10, "%00", "x" * 5000, "0" * 32]
+    for job_id in ids:
+        cases += [
+            ("GET", f"/jobs/{job_id}", {}),
+            ("GET", f"/jobs/{job_id}/result", {}),
+            ("DELETE", f"/jobs/{job_id}", {}),
+        ]
+    for wait in ("-1", "abc", "1e308", "nan", "inf", "31"):
+        cases.append(("GET", f"/jobs/{'0' * 32}", {"params": {"wait": wait}}))
+    cases += [
+        ("BREW", "/deblur", {}), ("PUT", f"/jobs/{'0' * 32}", {}), ("PATCH", "/healthz", {}),
+        ("GET", "/healthz", {"headers": {"X-Padding": "x" * 20_000}}),
+        ("GET", f"/jobs/{'0' * 32}/result", {"headers": {"If-None-Match": "*, W/\"\", ,,"}}),
+        ("GET", "/metrics", {"headers": {"Accept": "\x7f" * 10}}),
+    ]  # fmt: skip
+    return cases
+
+
+def _png_header(width: int, height: int, bit_depth: int = 8, colour_type: int = 0) -> bytes:
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    crc = struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
+    idat = b"IDAT" + zlib.compress(b"\x00" * 1000)
+    return (
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + crc
+        + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat))
+    )  # fmt: skip
+
+
+def drill_bad_input_and_schema(env: dict[str, str], log: Path, data_dir: Path) -> list[str]:
+    """The malformed-input battery, then schemathesis on the served schema (if installed)."""
+    own = {k: v for k, v in env.items() if k != "SWINTORMER_REDIS_URL"}
+    own |= {"SWINTORMER_DATA_DIR": str(data_dir)}
+    serve = Serve(own, 1, log)
+    lines = []
+    try:
+        seen: Counter[int] = Counter()
+        not_json = 0
+        with httpx.Client(base_url=serve.url, timeout=60) as client:
+            for method, path, arguments in bad_inputs(64):
+                response = client.request(method, path, **arguments)  # type: ignore[arg-type]
+                seen[response.status_code] += 1
+                kind = response.headers.get("content-type", "")
+                not_json += response.status_code >= 400 and "json" not in kind
+        server_errors = sum(n for status, n in seen.items() if status >= 500)
+        lines.append(
+            f"bad-input battery, {sum(seen.values())} requests: {server_errors} server errors, "
+            f"{not_json} errors not in JSON; statuses {dict(sorted(seen.items()))}"
+        )
+        lines.append(_schemathesis(serve.url))
+    finally:
+        serve.stop()
+    return lines
+
+
+def _schemathesis(url: str) -> str:
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
+        "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
+        "content_type_conformance",
+        "--max-examples", "40", "--workers", "1", "--request-timeout", "40",
+        "--phases", "examples,coverage,fuzzing", "--seed", "16",
+    ]  # fmt: skip
+    try:
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return "schemathesis: did not finish within 900 s"
+    if "No module named" in finished.stderr:
+        return "schemathesis: not installed (pip install schemathesis), skipped"
+    summary = [
+        line.strip()
+        for line in finished.stdout.splitlines()
+        if "generated" in line or "ST1" in line or "Network Error" in line or "passed" in line
+    ]
+    return f"schemathesis (unpatched served schema, exit {finished.returncode}): " + " | ".join(
+        summary[-6:]
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=6, help="jobs in the worker-kill drill")
@@ -305,6 +432,7 @@ def main() -> int:
             lines += drill_redis(env, log, server, args.size)
             lines += drill_restart_depth_tenants(env, log, scratch / "serve-data")
             lines += drill_decode_memory(env, log, scratch / "decode-data")
+            lines += drill_bad_input_and_schema(env, log, scratch / "battery-data")
         finally:
             server.stop()
     print("\nfault drill (loopback, tiny untrained checkpoint, CPU, 64 px tiles)")
