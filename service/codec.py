@@ -8,31 +8,36 @@ The network restores RGB in [0, 1]. What is not RGB is carried around it and put
 - EXIF orientation is applied on decoding (the result is stored upright, without the tag);
 - alpha is split off before restoration and re-attached unchanged;
 - grayscale (`L`, `1`) is restored as gray RGB and returned as `L`;
-- 16-bit grayscale (`I;16`, `I`) is restored at full precision and returned as 16-bit PNG
-  (JPEG and WebP cannot hold 16 bits: those outputs are 8-bit `L`);
-- 16-bit colour PNG is refused: Pillow would silently reduce it to 8 bits;
+- 16-bit images (gray `I;16`, and the colour PNG and TIFF `service.high_depth` reads, which
+  Pillow would reduce to 8 bits) are restored at full precision and returned at 16 bits in
+  PNG and TIFF (JPEG and WebP cannot hold 16 bits: those outputs are 8-bit);
+- TIFF (8 or 16 bit, gray or RGB, with or without alpha) and HEIC/HEIF (through pillow-heif)
+  are read too; results can be TIFF;
 - CMYK is restored in RGB (Pillow's conversion) and returned as CMYK when the output is
   JPEG, as RGB otherwise (PNG and WebP have no CMYK); its ICC profile, which describes CMYK,
   is only kept on CMYK output;
-- palette images are restored in RGB(A) and returned as RGB(A), not re-quantised.
+- palette images are restored in RGB(A) and returned as RGB(A), not re-quantised; transparency
+  given as a PNG `tRNS` chunk (palette, gray or RGB) is kept as an alpha channel.
 The ICC profile of the upload is passed to the encoder, so colours keep their meaning.
 """
 
 from __future__ import annotations
 
 import io
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from service import high_depth
 from service.errors import ErrorCode
-from service.schemas import OutputFormat
+from service.schemas import DEEP_FORMATS, OutputFormat
 
 # 16-bit grayscale as Pillow opens it, depending on version and byte order
 GRAY16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
+# 16-bit modes Pillow has no name for (`service.high_depth` reads them)
+DEEP_COLOUR_MODES = frozenset({"LA;16", "RGB;16", "RGBA;16"})
 # Pillow modes the codec restores and re-encodes
 SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK"}) | GRAY16_MODES
 _PIL_FORMAT = {OutputFormat.PNG: "PNG", OutputFormat.JPEG: "JPEG", OutputFormat.WEBP: "WEBP"}
@@ -41,10 +46,9 @@ _SUFFIX_FORMAT = {
     ".jpg": OutputFormat.JPEG,
     ".jpeg": OutputFormat.JPEG,
     ".webp": OutputFormat.WEBP,
+    ".tif": OutputFormat.TIFF,
+    ".tiff": OutputFormat.TIFF,
 }
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG colour types 2 (RGB), 4 (gray + alpha), 6 (RGBA): Pillow reduces these to 8 bits at 16.
-_PNG_COLOUR_TYPES_TRUNCATED_AT_16 = {2: "RGB", 4: "grayscale+alpha", 6: "RGBA"}
 
 
 class ImageRefusedError(ValueError):
@@ -61,24 +65,9 @@ class DecodedImage:
     """An image split into what the network restores and what is carried around it."""
 
     rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
-    alpha: np.ndarray | None  # (H, W) uint8, unchanged from the input
+    alpha: np.ndarray | None  # (H, W) uint8, or uint16 for 16-bit inputs, unchanged
     mode: str  # the input's Pillow mode
     icc_profile: bytes | None
-
-
-def refuse_16bit_colour_png(data: bytes) -> None:
-    """Raise `ImageRefusedError` for a 16-bit colour PNG, read from its header alone."""
-    # IHDR is the first chunk: signature(8) length(4) "IHDR"(4) width(4) height(4) depth(1) type(1)
-    if not data.startswith(_PNG_SIGNATURE) or len(data) < 26 or data[12:16] != b"IHDR":
-        return
-    bit_depth, colour_type = struct.unpack(">BB", data[24:26])
-    if bit_depth == 16 and colour_type in _PNG_COLOUR_TYPES_TRUNCATED_AT_16:
-        kind = _PNG_COLOUR_TYPES_TRUNCATED_AT_16[colour_type]
-        raise ImageRefusedError(
-            ErrorCode.UNSUPPORTED_BIT_DEPTH,
-            f"16-bit {kind} PNG is not supported (it would lose precision); "
-            "send an 8-bit PNG, or 16-bit grayscale, which is kept 16-bit",
-        )
 
 
 def refuse_unsupported_mode(image: Image.Image) -> None:
@@ -104,20 +93,38 @@ def upright(image: Image.Image) -> Image.Image:
     return transposed
 
 
-def read_file(path: Path) -> Image.Image:
-    """Open a local image file (any format Pillow reads) under the codec's rules, upright.
+def read_file(path: Path) -> DecodedImage:
+    """Read a local image file (any format Pillow reads, 16-bit colour PNG, TIFF) for
+    restoration, upright.
 
     Pillow's own decompression-bomb limit applies; the service's stricter upload limits are
-    `service.uploads.open_upload`'s.
+    `service.uploads.load_upload`'s.
 
     Raises:
-        ImageRefusedError: 16-bit colour PNG or an unsupported mode.
+        ImageRefusedError: an unsupported mode or layout, or a corrupt file.
     """
     data = path.read_bytes()
-    refuse_16bit_colour_png(data)
+    kind = high_depth.kind_of(data)
+    if kind is not None:
+        try:
+            return from_pixels(high_depth.read(data, kind, Image.MAX_IMAGE_PIXELS or 2**62))
+        except high_depth.HighDepthRefusedError as error:
+            raise ImageRefusedError(error.code, error.message) from error
     with Image.open(io.BytesIO(data)) as opened:
         refuse_unsupported_mode(opened)
-        return upright(opened)
+        return decode(upright(opened))
+
+
+def from_pixels(pixels: high_depth.Pixels) -> DecodedImage:
+    """Split the samples `service.high_depth` read for restoration, like `decode`."""
+    samples = pixels.samples
+    scale = float(np.iinfo(samples.dtype).max)
+    colour = samples.shape[2] - (1 if pixels.mode in ("LA", "RGBA", "LA;16", "RGBA;16") else 0)
+    alpha = samples[..., colour].copy() if colour < samples.shape[2] else None
+    rgb = samples[..., :colour].astype(np.float32) / scale
+    if colour == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return DecodedImage(np.ascontiguousarray(rgb), alpha, pixels.mode, pixels.icc_profile)
 
 
 def decode(image: Image.Image) -> DecodedImage:
@@ -132,6 +139,8 @@ def decode(image: Image.Image) -> DecodedImage:
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in image.info
         image = image.convert("RGBA" if has_alpha else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in image.info:  # a tRNS colour key
+        image = image.convert("LA" if mode == "L" else "RGBA")
     if image.mode in ("RGBA", "LA"):
         alpha = np.asarray(image.getchannel("A"), dtype=np.uint8).copy()
     rgb_image = image.convert("RGB")  # L, 1, LA, RGBA, CMYK -> RGB
@@ -139,17 +148,30 @@ def decode(image: Image.Image) -> DecodedImage:
     return DecodedImage(rgb, alpha, mode, icc)
 
 
-def output_mode(input_mode: str, output_format: OutputFormat) -> str:
-    """The Pillow mode of the result for an input mode and output format."""
+def output_mode(input_mode: str, output_format: OutputFormat, has_alpha: bool = False) -> str:
+    """The mode of the result for an input mode and output format (TIFF as PNG).
+
+    `has_alpha`: the decoded input carries alpha (`DecodedImage.alpha`), as a palette or a
+    colour key can give to modes without an alpha channel of their own.
+    """
+    deep = output_format in DEEP_FORMATS
     if input_mode in GRAY16_MODES:
-        return "I;16" if output_format is OutputFormat.PNG else "L"
-    if input_mode in ("1", "L"):
+        return "I;16" if deep else "L"
+    if input_mode in DEEP_COLOUR_MODES:
+        if deep:
+            return input_mode
+        if input_mode == "LA;16" and output_format is OutputFormat.JPEG:
+            return "L"
+        return _drop_alpha_if_jpeg("RGB" if input_mode == "RGB;16" else "RGBA", output_format)
+    if output_format is OutputFormat.TIFF:
+        output_format = OutputFormat.PNG
+    if input_mode in ("1", "L") and not has_alpha:
         return "L"
-    if input_mode == "LA" and output_format is OutputFormat.PNG:
+    if input_mode in ("L", "LA") and output_format is OutputFormat.PNG:
         return "LA"
     if input_mode == "CMYK":
         return "CMYK" if output_format is OutputFormat.JPEG else "RGB"
-    if input_mode in ("RGBA", "PA", "LA"):
+    if input_mode in ("RGBA", "PA", "LA") or has_alpha:
         return _drop_alpha_if_jpeg("RGBA", output_format)
     return "RGB"
 
@@ -176,15 +198,22 @@ def encode(
     Args:
         restored: (H, W, 3) float32 in [0, 1], the network's output for `decoded.rgb`.
         decoded: the input it was restored from (alpha, mode, ICC profile).
-        output_format: PNG, JPEG or WebP.
+        output_format: PNG, JPEG, WebP or TIFF.
         quality: JPEG/WebP quality, 1..100.
         png_compress_level: zlib level for PNG (1 is ~2x faster than 6 for a few % size).
 
     Returns:
         The encoded bytes and the Pillow mode they hold.
     """
-    mode = output_mode(decoded.mode, output_format)
+    mode = output_mode(decoded.mode, output_format, decoded.alpha is not None)
     clipped = np.clip(restored, 0.0, 1.0)
+    keep_icc = decoded.icc_profile is not None and (decoded.mode != "CMYK" or mode == "CMYK")
+    icc = decoded.icc_profile if keep_icc else None
+    if output_format is OutputFormat.TIFF or mode in DEEP_COLOUR_MODES:
+        samples = _samples(clipped, decoded, mode)
+        if output_format is OutputFormat.TIFF:
+            return high_depth.encode_tiff(samples, icc), mode
+        return high_depth.encode_png16(samples, icc, png_compress_level), mode
     if mode == "I;16":
         gray16 = np.rint(clipped.mean(axis=2) * 65535.0).astype(np.uint16)
         image = Image.fromarray(gray16)
@@ -195,11 +224,10 @@ def encode(
         elif mode == "CMYK":
             image = image.convert("CMYK")
         if mode in ("LA", "RGBA") and decoded.alpha is not None:
-            image.putalpha(Image.fromarray(decoded.alpha, "L"))
+            image.putalpha(Image.fromarray(_alpha8(decoded.alpha), "L"))
     params: dict[str, object] = {}
-    keep_icc = decoded.icc_profile is not None and (decoded.mode != "CMYK" or mode == "CMYK")
-    if keep_icc:
-        params["icc_profile"] = decoded.icc_profile
+    if icc:
+        params["icc_profile"] = icc
     if output_format is OutputFormat.PNG:
         params["compress_level"] = png_compress_level
     else:
@@ -207,3 +235,28 @@ def encode(
     buffer = io.BytesIO()
     image.save(buffer, _PIL_FORMAT[output_format], **params)
     return buffer.getvalue(), image.mode
+
+
+def _samples(restored: np.ndarray, decoded: DecodedImage, mode: str) -> np.ndarray:
+    """(H, W, C) integer samples of `mode` (16 bit for `;16` and `I;16`) from restored RGB."""
+    deep = mode.endswith(";16")
+    top = 65535.0 if deep else 255.0
+    gray = mode.startswith(("L", "I"))
+    colour = restored.mean(axis=2, keepdims=True) if gray else restored
+    samples = np.rint(colour * top).astype(np.uint16 if deep else np.uint8)
+    if mode.startswith(("LA", "RGBA")) and decoded.alpha is not None:
+        alpha = decoded.alpha
+        if alpha.dtype != samples.dtype:  # an 8-bit alpha into 16 bits, or the reverse
+            alpha = np.rint(alpha.astype(np.float32) * top / np.iinfo(alpha.dtype).max)
+        samples = np.concatenate([samples, alpha.astype(samples.dtype)[..., None]], axis=2)
+    # the network's output is a permuted view, and ufuncs keep its layout; the encoders want
+    # rows in order
+    return np.ascontiguousarray(samples)
+
+
+def _alpha8(alpha: np.ndarray) -> np.ndarray:
+    """An alpha channel as 8 bits (a 16-bit input's alpha, in an 8-bit output)."""
+    if alpha.dtype == np.uint8:
+        return alpha
+    narrowed: np.ndarray = np.rint(alpha.astype(np.float32) / 257.0).astype(np.uint8)
+    return narrowed

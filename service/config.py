@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -38,19 +38,49 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(default=64 * MiB, gt=0, description="request body limit")
+    max_header_bytes: int = Field(
+        default=16 * 1024, gt=0, description="request header limit, all headers together (431)"
+    )
     max_pixels: int = Field(default=50_000_000, gt=0, description="decoded pixel-count limit")
     max_queue_depth: int = Field(default=200, gt=0, description="queued jobs before 429")
+    decode_pixel_budget: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="pixels the gateway decodes at once, all uploads together (bounds its memory"
+        " whatever the concurrency; the default: one upload at max_pixels at a time)",
+    )
+    decode_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="how long an upload waits for its share of decode_pixel_budget before 503",
+    )
 
-    job_timeout_s: int = Field(default=600, gt=0, description="RQ job_timeout per job")
+    job_timeout_s: int = Field(
+        default=600, gt=0, description="RQ job_timeout of a job, plus job_s_per_megapixel"
+    )
+    job_s_per_megapixel: float = Field(
+        default=30.0,
+        ge=0,
+        description="time added to job_timeout_s per megapixel of the image, so big images can"
+        " finish (30 s/MP: ~0.03 MP/s, a slow CPU worker)",
+    )
     queued_ttl_s: int = Field(default=3600, gt=0, description="how long a job may wait queued")
     result_ttl_s: int = Field(default=3600, gt=0, description="how long results are kept")
     failure_ttl_s: int = Field(default=86400, gt=0, description="how long failures are kept")
     job_retries: int = Field(default=2, ge=0, description="RQ Retry count (killed worker, OOM)")
     abandoned_grace_s: int = Field(
-        default=60,
+        default=30,
         gt=0,
-        description="a job whose worker died is retried job_timeout_s + this many seconds after"
-        " it started (RQ's SimpleWorker sends no heartbeat while a job runs)",
+        description="a worker silent this long is dead: its running job is retried at the front"
+        " of the queue, and /readyz stops counting it (more than worker_heartbeat_s)",
+    )
+    worker_heartbeat_s: float = Field(
+        default=10.0, gt=0, description="how often a worker running a job sends a heartbeat"
+    )
+    redis_retry_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="longest pause between a worker's attempts to reach Redis during an outage",
     )
     job_record_ttl_s: int = Field(
         default=7 * 86400,
@@ -118,10 +148,34 @@ class Settings(BaseSettings):
         default=200, ge=0, description="most diffusion-prior steps a client may ask for"
     )
     worker_maintenance_interval_s: int = Field(
-        default=60, gt=0, description="how often an idle worker reaps abandoned jobs"
+        default=15, gt=0, description="how often an idle worker reaps abandoned jobs"
     )
     worker_metrics_port: int = Field(
-        default=9100, ge=0, le=65535, description="worker /metrics port; 0 disables it"
+        default=9100,
+        ge=0,
+        le=65535,
+        description="worker /metrics port; 0 disables it (`serve`: worker i takes this + i, or"
+        " a free port when that one is taken)",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="worker /metrics bind address; containers scraped from outside: 0.0.0.0",
+    )
+    data_dir: Path = Field(
+        default=Path(".swintormer"),
+        description="`serve`'s embedded Redis keeps its append-only file (the queue) here;"
+        " one directory per running `serve`",
+    )
+    worker_stop_grace_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="`serve`: how long a stopping worker may take to finish its job before it"
+        " is killed (its job is then retried at the next start)",
+    )
+    worker_restart_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="`serve`: longest back-off before restarting a worker that keeps crashing",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -131,3 +185,9 @@ class Settings(BaseSettings):
         if value % 2:
             raise ValueError("tile_overlap_px must be even")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_grace(self) -> Settings:
+        if self.worker_heartbeat_s >= self.abandoned_grace_s:
+            raise ValueError("worker_heartbeat_s must be less than abandoned_grace_s")
+        return self

@@ -28,10 +28,14 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNSUPPORTED_BIT_DEPTH = "unsupported_bit_depth"
     INVALID_OPTIONS = "invalid_options"
+    MALFORMED_REQUEST = "malformed_request"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    HEADERS_TOO_LARGE = "headers_too_large"
     IDEMPOTENCY_KEY_MISMATCH = "idempotency_key_mismatch"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     QUEUE_FULL = "queue_full"
     REDIS_UNAVAILABLE = "redis_unavailable"
+    SERVER_BUSY = "server_busy"
     NOT_READY = "not_ready"
     INTERNAL_ERROR = "internal_error"
 
@@ -52,10 +56,14 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.UNSUPPORTED_BIT_DEPTH: 415,
     ErrorCode.INVALID_OPTIONS: 422,
+    ErrorCode.MALFORMED_REQUEST: 400,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: 422,
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
     ErrorCode.QUEUE_FULL: 429,
     ErrorCode.REDIS_UNAVAILABLE: 503,
+    ErrorCode.SERVER_BUSY: 503,
     ErrorCode.NOT_READY: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
@@ -74,13 +82,19 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.JOB_EXPIRED: "the job or its result outlived its retention time",
     ErrorCode.PAYLOAD_TOO_LARGE: "the request body is over max_upload_bytes",
     ErrorCode.TOO_MANY_PIXELS: "the image is over max_pixels (decompression bombs included)",
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "not PNG, JPEG or WebP",
-    ErrorCode.UNSUPPORTED_BIT_DEPTH: "16-bit colour PNG (16-bit grayscale is kept 16-bit)",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "not PNG, JPEG, WebP, TIFF or HEIC, or a TIFF kind not taken",
+    ErrorCode.UNSUPPORTED_BIT_DEPTH: "samples other than unsigned 8 or 16 bit (float TIFF)",
     ErrorCode.INVALID_OPTIONS: "an option or header is out of range or malformed",
+    ErrorCode.MALFORMED_REQUEST: "the request body cannot be parsed (e.g. broken multipart)",
+    ErrorCode.METHOD_NOT_ALLOWED: "the route exists, not with this method; `Allow` lists them",
+    ErrorCode.HEADERS_TOO_LARGE: "the request headers are over max_header_bytes",
     ErrorCode.IDEMPOTENCY_KEY_MISMATCH: "the Idempotency-Key was used with a different request",
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: "a request with this Idempotency-Key is still in flight",
     ErrorCode.QUEUE_FULL: "the queue holds max_queue_depth jobs; retry after Retry-After",
-    ErrorCode.REDIS_UNAVAILABLE: "the queue store is unreachable; retry after Retry-After",
-    ErrorCode.NOT_READY: "Redis unreachable or no worker has its model loaded",
+    ErrorCode.REDIS_UNAVAILABLE: (
+        "the job store is unreachable, read-only or full; retry after Retry-After"
+    ),
+    ErrorCode.SERVER_BUSY: "the gateway decodes as many pixels as it may; retry after Retry-After",
+    ErrorCode.NOT_READY: "Redis unreachable or not taking writes, or no live worker has its model",
     ErrorCode.INTERNAL_ERROR: "a bug; the message says what failed",
 }

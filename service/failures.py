@@ -21,6 +21,7 @@ class FailureCode(StrEnum):
     TOO_MANY_PIXELS = ErrorCode.TOO_MANY_PIXELS.value
     UNSUPPORTED_MEDIA_TYPE = ErrorCode.UNSUPPORTED_MEDIA_TYPE.value
     UNSUPPORTED_BIT_DEPTH = ErrorCode.UNSUPPORTED_BIT_DEPTH.value
+    INVALID_OPTIONS = ErrorCode.INVALID_OPTIONS.value
     INPUT_EXPIRED = "input_expired"
     OUT_OF_MEMORY = "out_of_memory"
     TIMEOUT = "timeout"

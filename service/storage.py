@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 import redis
 
+from service.schemas import ModelLimits
+
 PREFIX = "swintormer"
+# How long an Idempotency-Key is held by a submission whose job does not exist yet.
+IDEMPOTENCY_CLAIM_S = 60
 
 
 def input_key(job_id: str) -> str:
@@ -35,6 +39,10 @@ def known_key(job_id: str) -> str:
 
 def cancel_key(job_id: str) -> str:
     return f"{PREFIX}:cancel:{job_id}"
+
+
+def limits_key(queue_name: str) -> str:
+    return f"{PREFIX}:model-limits:{queue_name}"
 
 
 def idempotency_key(client_key: str) -> str:
@@ -78,9 +86,15 @@ class Storage:
     def get_defocus_map(self, job_id: str) -> bytes | None:
         return self._get_bytes(defocus_map_key(job_id))
 
-    def remember_job(self, job_id: str, ttl_s: int) -> None:
-        """Record that `job_id` existed, so it reads 'expired' rather than unknown later."""
-        self.connection.set(known_key(job_id), b"1", ex=ttl_s)
+    def remember_job(self, job_id: str, ttl_s: int, owner: str = "") -> None:
+        """Record that `job_id` existed (so it reads 'expired' rather than unknown later) and
+        which API key made it (its id, `service.gateway.deps.key_id`; "" without API keys)."""
+        self.connection.set(known_key(job_id), owner.encode(), ex=ttl_s)
+
+    def owner_of(self, job_id: str) -> str | None:
+        """The key id that made `job_id`; None when no such job is remembered."""
+        value = self._get_bytes(known_key(job_id))
+        return None if value is None else value.decode()
 
     def is_known(self, job_id: str) -> bool:
         return bool(self.connection.exists(known_key(job_id)))
@@ -94,9 +108,15 @@ class Storage:
     def claim_idempotency_key(
         self, client_key: str, record: IdempotencyRecord, ttl_s: int
     ) -> IdempotencyRecord | None:
-        """Bind `client_key` to `record` unless already bound; return the existing binding."""
+        """Bind `client_key` to `record` unless already bound; return the existing binding.
+
+        The claim first lives `IDEMPOTENCY_CLAIM_S` at most: a gateway that dies before the job
+        exists leaves the key stuck for that long only. `confirm_idempotency_key` then gives it
+        `ttl_s`.
+        """
         value = json.dumps({"job_id": record.job_id, "fingerprint": record.fingerprint})
-        if self.connection.set(idempotency_key(client_key), value, ex=ttl_s, nx=True):
+        claim_s = min(ttl_s, IDEMPOTENCY_CLAIM_S)
+        if self.connection.set(idempotency_key(client_key), value, ex=claim_s, nx=True):
             return None
         existing = self._get_bytes(idempotency_key(client_key))
         if existing is None:  # expired between the two commands: claim again
@@ -104,8 +124,21 @@ class Storage:
         fields = json.loads(existing)
         return IdempotencyRecord(fields["job_id"], fields["fingerprint"])
 
+    def confirm_idempotency_key(self, client_key: str, ttl_s: int) -> None:
+        """The key's job exists: keep the binding for `ttl_s`."""
+        self.connection.expire(idempotency_key(client_key), ttl_s)
+
     def release_idempotency_key(self, client_key: str) -> None:
         self.connection.delete(idempotency_key(client_key))
+
+    def put_model_limits(self, queue_name: str, limits: ModelLimits) -> None:
+        """Publish what the workers on `queue_name` can run (the last worker to start wins:
+        the workers of one queue serve one model)."""
+        self.connection.set(limits_key(queue_name), limits.model_dump_json())
+
+    def get_model_limits(self, queue_name: str) -> ModelLimits | None:
+        value = self._get_bytes(limits_key(queue_name))
+        return None if value is None else ModelLimits.model_validate_json(value)
 
     def _get_bytes(self, key: str) -> bytes | None:
         value = self.connection.get(key)

@@ -31,8 +31,8 @@ HINTS = {
     "forbidden": "the API key was refused",
     "payload_too_large": "the server's limit is SWINTORMER_MAX_UPLOAD_BYTES",
     "too_many_pixels": "downscale the image or raise SWINTORMER_MAX_PIXELS on the server",
-    "unsupported_media_type": "send PNG, JPEG or WebP",
-    "unsupported_bit_depth": "convert to 8-bit (16-bit grayscale PNG is fine)",
+    "unsupported_media_type": "send PNG, JPEG, WebP, TIFF or HEIC/HEIF",
+    "unsupported_bit_depth": "convert to unsigned 8 or 16 bit",
     "queue_full": "the service is busy; try again later",
     "redis_unavailable": "the service's Redis is down",
 }
@@ -43,7 +43,9 @@ class SubmitError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="image to deblur (PNG, JPEG or WebP)")
+    parser.add_argument(
+        "input", type=Path, help="image to deblur (PNG, JPEG, WebP, TIFF or HEIC/HEIF)"
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, help="where to write it")
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="service base URL")
     parser.add_argument("--api-key", default=None, help="X-API-Key, when the server needs one")

@@ -148,3 +148,37 @@ def png_with_icc(width: int = 40, height: int = 30) -> bytes:
 
 def gif(width: int = 8, height: int = 8) -> bytes:
     return encode(Image.fromarray(gradient(width, height)), "GIF")
+
+
+def rgb16(width: int = 20, height: int = 10) -> np.ndarray:
+    """A 16-bit RGB ramp whose low bytes matter (an 8-bit path would lose them)."""
+    return (np.arange(width * height * 3).reshape(height, width, 3) * 97 % 65536).astype(np.uint16)
+
+
+def png_rgba16(width: int = 20, height: int = 10) -> bytes:
+    alpha = np.linspace(0, 65535, width * height).reshape(height, width, 1).astype(np.uint16)
+    return raw_png(np.concatenate([rgb16(width, height), alpha], axis=2), 16, 6)
+
+
+def tiff(samples: np.ndarray, **options: object) -> bytes:
+    """A TIFF of (H, W[, C]) uint8/uint16 samples; `options` go to tifffile.imwrite."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, samples, **options)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def tiff_rgb16(width: int = 20, height: int = 10) -> bytes:
+    return tiff(rgb16(width, height), photometric="rgb", compression="lzw")
+
+
+def tiff_rgb8(width: int = 40, height: int = 30) -> bytes:
+    return tiff(gradient(width, height), photometric="rgb")
+
+
+def heic(width: int = 40, height: int = 30) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(Image.fromarray(gradient(width, height)), "HEIF", quality=90)

@@ -49,7 +49,8 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     from service.storage import Storage
     from service.uploads import configure_pillow
     from worker import metrics
-    from worker.rqworker import DeblurWorker
+    from worker.outages import wait_for_redis
+    from worker.rqworker import DeblurWorker, idle_worker_ttl
     from worker.runtime import Runtime
     from worker.tasks import WorkerContext, bind
 
@@ -62,12 +63,25 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
         log.error("%s", error)
         return 2
     metrics.MODEL_LOAD.set(runtime.load_s)
-    metrics.MODEL_INFO.info({"checkpoint": str(runtime.checkpoint), "device": str(runtime.device)})
-    metrics.serve(settings.worker_metrics_port, runtime.device)
+    # the file's name only: a metrics page must not map the host's file system
+    checkpoint_name = runtime.checkpoint.name if runtime.checkpoint else ""
+    metrics.MODEL_INFO.info({"checkpoint": checkpoint_name, "device": str(runtime.device)})
+    try:
+        metrics.serve(settings.worker_metrics_port, runtime.device, settings.worker_metrics_host)
+    except OSError as error:
+        log.error(
+            "cannot serve metrics on %s:%d (%s); set SWINTORMER_WORKER_METRICS_PORT (0: off)",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            error,
+        )
+        return 2
     metrics.WARMUP.set(runtime.warmup())
     metrics.TILE_BATCH.set(runtime.tile_batch(settings.tile_px))
 
     connection = redis.Redis.from_url(settings.redis_url)
+    wait_for_redis(connection, settings.redis_retry_max_s)
+    Storage(connection).put_model_limits(settings.queue_name, runtime.limits())
     bind(WorkerContext(runtime=runtime, settings=settings, storage=Storage(connection)))
     worker = DeblurWorker(
         [settings.queue_name],
@@ -75,8 +89,11 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
         connection=connection,
         serializer=JSONSerializer,
         maintenance_interval=settings.worker_maintenance_interval_s,
+        worker_ttl=idle_worker_ttl(settings.abandoned_grace_s),
     )
     worker.abandoned_grace_s = settings.abandoned_grace_s
+    worker.heartbeat_s = settings.worker_heartbeat_s
+    worker.redis_retry_max_s = settings.redis_retry_max_s
     metrics.MODEL_READY.set(1)
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level)

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from model.checkpoint import CheckpointError
 from model.devices import PRECISIONS
 from model.tiling import Blend
-from service.codec import ImageRefusedError, decode, encode, format_for_suffix, read_file
+from service.codec import ImageRefusedError, encode, format_for_suffix, read_file
 from service.config import Settings
 from service.defocus_map import PX_PER_LEVEL, encode_defocus_map, summarize
 from service.schemas import BlurEstimate, DeblurOptions
@@ -101,10 +101,10 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
             prior_steps=args.prior_steps,
             seed=args.seed,
         )
-        decoded = decode(read_file(args.image))
+        decoded = read_file(args.image)
         views = [decoded.rgb]
         if args.left_view is not None:
-            views.append(decode(read_file(args.left_view)).rgb)
+            views.append(read_file(args.left_view).rgb)
     except ValidationError as error:
         raise DeblurError(_first_problem(error)) from error
     except (ImageRefusedError, OSError) as error:

@@ -144,11 +144,15 @@ def record_job_peak(device: torch.device) -> None:
         JOB_VRAM_PEAK.set(torch.cuda.max_memory_allocated(device))
 
 
-def serve(port: int, device: torch.device) -> None:
-    """Register the memory collector and serve `REGISTRY` on `port` (0: not served)."""
+def serve(port: int, device: torch.device, host: str = "127.0.0.1") -> None:
+    """Register the memory collector and serve `REGISTRY` on `host:port` (port 0: not served).
+
+    Raises:
+        OSError: the port is taken.
+    """
     REGISTRY.register(DeviceMemoryCollector(device))
     for outcome in JOB_OUTCOMES:  # export zeros, so rates exist before the first failure
         JOBS.labels(outcome)
     if port:
-        start_http_server(port, registry=REGISTRY)
-        log.info("worker metrics on :%d/metrics", port)
+        start_http_server(port, addr=host, registry=REGISTRY)
+        log.info("worker metrics on %s:%d/metrics", host, port)

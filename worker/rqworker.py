@@ -1,38 +1,177 @@
-"""`DeblurWorker`: an RQ `SimpleWorker` whose process holds the warm model.
+"""`DeblurWorker`: an RQ `SimpleWorker` whose process holds the warm model, heartbeats while it
+runs a job, and rides out Redis outages.
 
 RQ's default `Worker` forks a child per job (the model would reload every job, and CUDA
 cannot be used in a forked child); `SimpleWorker` runs jobs in its own process, so the model
 loaded before `work()` stays warm. `perform_job` is not overridden (its signature changed
-between RQ 2.12 and 3.0).
+between RQ 2.12 and 3.0); `execute_job` calls it with RQ 3's arguments.
 
-SimpleWorker sends no heartbeat while a job runs, so a job whose worker is killed stays
-'started' until its registry entry expires: `job_timeout + abandoned_grace_s` here (RQ's
-fixed +60 s otherwise). Then the next registry cleanup — by the gateway, at scrape time or
-on a status read, or by any worker's maintenance — requeues it while it has retries left.
+Heartbeats. `SimpleWorker` sends none while a job runs, so a worker killed mid-job went
+unnoticed for `job_timeout + 60 s`. Here a thread refreshes the worker, the job and its
+started-registry entry every `heartbeat_s` during a job, and the entry expires
+`abandoned_grace_s` after the last one: a dead worker's job is found by the next registry
+cleanup (the gateway's scrapes and status reads, every worker's maintenance, `serve`'s
+supervisor) and retried at the front of the queue (`Retry(enqueue_at_front=True)`).
+
+Outages (`worker.outages.REDIS_OUTAGES`: down, restarting, read-only, full). RQ's loop quits on
+most Redis errors ("unhandled exception, quitting"); here every step of the loop waits them out
+instead. If the job's own bookkeeping failed, the job is put back at the front of the queue
+once Redis takes writes again, without using up one of its retries (a rerun finds a result
+already stored and does not restore the image again, see `worker.tasks`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-from rq.job import Job
-from rq.worker import SimpleWorker
+from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.worker import SimpleWorker, WorkerStatus
 
-# An idle worker refreshes its registration this often (RQ: every worker_ttl - 15 s), so a
-# killed idle worker leaves /readyz and the worker gauges within a minute (RQ's default: 7).
-WORKER_TTL_S = 60
+from worker.outages import REDIS_OUTAGES, wait_for_redis
+
+log = logging.getLogger(__name__)
+
+
+def idle_worker_ttl(abandoned_grace_s: int) -> int:
+    """RQ's `worker_ttl` for a worker that must be heard from within `abandoned_grace_s`.
+
+    An idle worker heartbeats every `worker_ttl - 15` s (RQ's rule): at most half the grace
+    here (and at most 15 s), so a live idle worker is never taken for a dead one.
+    """
+    return 15 + max(1, min(15, abandoned_grace_s // 2))
+
+
+_FINISHED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED}
 
 
 class DeblurWorker(SimpleWorker):
-    """A SimpleWorker with a configurable grace before a silent job counts as abandoned."""
+    """A SimpleWorker that heartbeats during jobs and never exits for a Redis outage."""
 
-    abandoned_grace_s = 60
+    abandoned_grace_s = 30
+    heartbeat_s = 10.0
+    redis_retry_max_s = 30.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("worker_ttl", WORKER_TTL_S)
+        kwargs.setdefault("worker_ttl", idle_worker_ttl(self.abandoned_grace_s))
         super().__init__(*args, **kwargs)
 
     def get_heartbeat_ttl(self, job: Job, *args: Any, **kwargs: Any) -> int:
-        if job.timeout == -1:
-            return int(super().get_heartbeat_ttl(job, *args, **kwargs))
-        return int(job.timeout or self.queue_class.DEFAULT_TIMEOUT) + self.abandoned_grace_s
+        """The started-registry entry lives this long after each heartbeat."""
+        return int(self.abandoned_grace_s)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution: Execution | None = None
+        try:
+            execution = self.prepare_execution(job)
+            with self._heartbeats(job, execution):
+                self.perform_job(job, queue, execution)
+        except REDIS_OUTAGES as error:
+            log.warning("job %s: Redis outage during its bookkeeping: %s", job.id, error)
+            self._put_back(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
+
+    @contextlib.contextmanager
+    def _heartbeats(self, job: Job, execution: Execution) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_s):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except REDIS_OUTAGES as error:
+                    log.warning("job %s: heartbeat failed: %s", job.id, error)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _put_back(self, job: Job, queue: Queue, execution: Execution | None) -> None:
+        """After an outage: leave a job that was recorded as ended, else requeue it at the front.
+
+        If the worker is stopped before Redis returns, the job stays in the started registry and
+        is retried like a dead worker's, `abandoned_grace_s` after its last heartbeat.
+        """
+        if not wait_for_redis(self.connection, self.redis_retry_max_s, self._is_stopping):
+            return
+        try:
+            if job.get_status(refresh=True) in _FINISHED:
+                return
+        except NoSuchJobError:
+            return
+        with self.connection.pipeline() as pipeline:
+            if execution is not None:
+                self.cleanup_execution(job, pipeline, execution)
+            pipeline.execute()
+        queue.enqueue_job(job, at_front=True)
+        log.warning("job %s: put back at the front of the queue after the outage", job.id)
+
+    def _is_stopping(self) -> bool:
+        return bool(self._stop_requested)
+
+    def _wait_out(self, step: str, error: Exception) -> None:
+        log.warning("%s: Redis outage: %s", step, error)
+        wait_for_redis(self.connection, self.redis_retry_max_s, self._is_stopping)
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except REDIS_OUTAGES as error:
+                self._wait_out("dequeue", error)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_OUTAGES as error:
+            self._wait_out("suspension check", error)
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_OUTAGES as error:
+            log.warning("maintenance skipped: Redis outage: %s", error)
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        while True:
+            try:
+                super().bootstrap(*args, **kwargs)
+                return
+            except REDIS_OUTAGES as error:
+                self._wait_out("registration", error)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        try:
+            super().heartbeat(timeout)
+        except REDIS_OUTAGES as error:
+            log.warning("worker heartbeat failed: %s", error)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().set_state(state, pipeline)
+            return
+        try:
+            super().set_state(state)
+        except REDIS_OUTAGES as error:
+            log.warning("worker state not recorded: Redis outage: %s", error)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except REDIS_OUTAGES as error:
+            log.warning("worker not unregistered (its registration expires): %s", error)

@@ -35,7 +35,12 @@ from model.devices import autocast, resolve_device
 from model.restorer import Restorer, load_restorer
 from model.tiling import Progress, TileSettings, restore_tiled
 from service.config import Settings
-from service.schemas import DeblurOptions
+from service.schemas import (
+    DeblurOptions,
+    ModelLimits,
+    refuse_impossible_prior_steps,
+    refuse_impossible_tiling,
+)
 from worker.checkpoints import resolve_checkpoint
 from worker.tile_memory import TileMemory
 
@@ -146,6 +151,20 @@ class Runtime:
         return self.tile_memory.batch_for(
             tile_px, self.vram_budget_bytes, self.settings.max_tile_batch
         )
+
+    def limits(self) -> ModelLimits:
+        """What the loaded model can run, for the gateway to check submissions against."""
+        assert self.restorer is not None, "setup() first"
+        prior = self.restorer.prior
+        return ModelLimits(
+            size_multiple=self.size_multiple, prior_steps=prior.config.steps if prior else 0
+        )
+
+    def refuse_impossible(self, request: RestoreRequest) -> None:
+        """Raise ValueError for a request the loaded model cannot run (retrying cannot help)."""
+        tiles = request.tiles
+        refuse_impossible_tiling(tiles.tile_px, tiles.overlap_px, self.size_multiple)
+        refuse_impossible_prior_steps(request.prior_steps, self.limits())
 
     def request_for(self, options: DeblurOptions) -> RestoreRequest:
         """A job's restore request: its options over the worker's settings."""

@@ -7,34 +7,44 @@ radius map (`service.defocus_map`) beside the result and its summary in the job'
 Failures are reported in the job's meta as `{"error": {"code", "message"}}`, the
 shape the gateway shows; those that another attempt cannot fix (bad input, OOM at the
 smallest tiles, timeout, cancel) use up the job's retries so RQ does not run them again.
+
+A Redis outage during a job does not fail it: progress writes and cancel checks are skipped
+while it lasts, and the reads and writes the job needs (its input, its result) wait for Redis
+within the job's time limit. A job that finds its result already stored (an earlier attempt
+finished but could not record it) returns it without restoring the image again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from PIL import Image
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from service.codec import ImageRefusedError, decode, encode
+from service.codec import ImageRefusedError, encode
 from service.config import Settings
 from service.defocus_map import encode_defocus_map, summarize
 from service.failures import FailureCode
 from service.jobs import as_utc
 from service.schemas import JobPayload
 from service.storage import Storage
-from service.uploads import open_upload
+from service.uploads import load_upload
 from worker import metrics
+from worker.outages import REDIS_OUTAGES, patiently
 from worker.runtime import OutOfMemoryAtMinimumError, Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seconds between progress writes to Redis (the last tile is always written).
 PROGRESS_INTERVAL_S = 0.25
@@ -87,8 +97,13 @@ class _ProgressReporter:
             return
         self.last_write = now
         self.job.meta["progress"] = {"done": done, "total": total}
-        self.job.save_meta()
-        if done < total and self.storage.is_cancel_requested(self.job.id):
+        try:
+            self.job.save_meta()
+            canceled = done < total and self.storage.is_cancel_requested(self.job.id)
+        except REDIS_OUTAGES as error:  # progress is best effort; the result is what matters
+            log.warning("job %s: progress not written: %s", self.job.id, error)
+            return
+        if canceled:
             raise JobCanceledError()
 
 
@@ -116,9 +131,11 @@ def deblur(payload: dict[str, Any]) -> dict[str, Any]:
         raise
     except JobTimeoutException:
         outcome = "timeout"
-        limit = context.settings.job_timeout_s
+        limit = job.timeout or context.settings.job_timeout_s
         _fail(job, FailureCode.TIMEOUT, f"the job ran over its limit of {limit} s", final=True)
         raise
+    except REDIS_OUTAGES:
+        raise  # not the job's fault: the worker puts it back once Redis returns
     except Exception as error:
         _fail(job, FailureCode.INTERNAL_ERROR, f"{type(error).__name__}: {error}", final=False)
         raise
@@ -150,19 +167,32 @@ def _store_defocus_map(job: Job, radius_px: np.ndarray, context: WorkerContext) 
 
 def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any]:
     settings, storage = context.settings, context.storage
-    if storage.is_cancel_requested(job.id):
+
+    def patient(call: Callable[[], T]) -> T:
+        return patiently(call, storage.connection, settings.redis_retry_max_s)
+
+    if patient(lambda: storage.is_cancel_requested(job.id)):
         raise JobCanceledError()
-    data = storage.get_input(job.id)
+    stored = patient(lambda: storage.get_result(job.id))
+    if stored is not None:
+        log.info("job %s: result already stored by an earlier attempt", job.id)
+        patient(lambda: storage.delete_input(job.id))
+        return _description(stored, payload)
+    data = patient(lambda: storage.get_input(job.id))
     if data is None:
         raise JobFailedError(
             FailureCode.INPUT_EXPIRED, "the uploaded image expired before a worker took it"
         )
     try:
-        decoded = decode(open_upload(data, settings.max_pixels))
+        decoded = load_upload(data, settings.max_pixels)
     except ImageRefusedError as error:
         raise JobFailedError(FailureCode.of_upload(error.code), error.message) from error
 
     request = context.runtime.request_for(payload.options)
+    try:
+        context.runtime.refuse_impossible(request)
+    except ValueError as error:
+        raise JobFailedError(FailureCode.INVALID_OPTIONS, str(error)) from error
     try:
         outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
     except OutOfMemoryAtMinimumError as error:
@@ -176,10 +206,11 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         payload.options.quality,
         settings.png_compress_level,
     )
-    storage.put_result(job.id, encoded, settings.result_ttl_s)
-    if outcome.radius_px is not None:
-        _store_defocus_map(job, outcome.radius_px, context)
-    storage.delete_input(job.id)
+    patient(lambda: storage.put_result(job.id, encoded, settings.result_ttl_s))
+    radius_px = outcome.radius_px
+    if radius_px is not None:
+        patient(lambda: _store_defocus_map(job, radius_px, context))
+    patient(lambda: storage.delete_input(job.id))
     height, width = outcome.rgb.shape[:2]
     metrics.INFERENCE_DURATION.observe(outcome.inference_s)
     metrics.PIXELS.inc(width * height)
@@ -190,13 +221,21 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
         "batch": outcome.tiles.batch,
         "oom_retries": outcome.oom_retries,
     }
-    job.save_meta()
+    patient(job.save_meta)
+    return _description(encoded, payload, mode)
+
+
+def _description(encoded: bytes, payload: JobPayload, mode: str | None = None) -> dict[str, Any]:
+    """The job's return value: what the gateway needs to serve the stored result."""
+    if mode is None:
+        with Image.open(io.BytesIO(encoded)) as image:  # the header only
+            mode = image.mode
     return {
         "format": payload.options.output_format.value,
         "sha256": hashlib.sha256(encoded).hexdigest(),
         "bytes": len(encoded),
         "filename": f"{payload.filename}-deblurred",
-        "width": width,
-        "height": height,
+        "width": payload.width,
+        "height": payload.height,
         "mode": mode,
     }

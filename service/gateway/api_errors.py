@@ -2,12 +2,15 @@
 
 Every error leaves the gateway as JSON `{"error": {"code": ..., "message": ...}}` with the
 status of its code (`service.errors.STATUS`); 429 and 503 carry `Retry-After`. Routes raise
-`ApiError`; FastAPI's own validation errors, the body-size limit and lost Redis connections are
-translated here so nothing reaches a client in another shape.
+`ApiError`; FastAPI's own validation errors, the body-size limit and every Redis failure (lost
+connection, timeout, a read-only replica after a failover, a full `noeviction` server) are
+translated here, and anything unexpected becomes a JSON 500, so nothing reaches a client in
+another shape.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -16,9 +19,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.errors import MEANING, STATUS, ErrorCode
 from service.schemas import ErrorResponse
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -75,24 +81,60 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
             problems.append(f"{where}: {error.get('msg', 'invalid')}")
         return error_response(ErrorCode.INVALID_OPTIONS, "; ".join(problems) or "invalid request")
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 413:
             return error_response(ErrorCode.PAYLOAD_TOO_LARGE, str(exc.detail))
         if exc.status_code == 404:
             return error_response(ErrorCode.NOT_FOUND, "no such route")
-        body = {"error": {"code": f"http_{exc.status_code}", "message": str(exc.detail)}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:
+            allowed = ", ".join(allowed_methods(request))
+            return error_response(
+                ErrorCode.METHOD_NOT_ALLOWED,
+                f"{request.method} is not allowed here; allowed: {allowed}",
+                {"Allow": allowed},
+            )
+        if exc.status_code == 400:
+            return error_response(ErrorCode.MALFORMED_REQUEST, str(exc.detail))
+        log.warning("HTTP %d without an API error code: %s", exc.status_code, exc.detail)
+        return error_response(ErrorCode.INTERNAL_ERROR, str(exc.detail))
 
-    async def on_redis_down(_: Request, exc: Exception) -> JSONResponse:
+    async def on_redis_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(
             ErrorCode.REDIS_UNAVAILABLE,
-            f"the job store is unreachable ({type(exc).__name__}); retry later",
+            f"{redis_problem(exc)} ({type(exc).__name__}); retry later",
             {"Retry-After": str(retry_after_s)},
         )
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})")
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(redis.ConnectionError, on_redis_down)
-    app.add_exception_handler(redis.TimeoutError, on_redis_down)
+    app.add_exception_handler(redis.RedisError, on_redis_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (routes split by method list only theirs)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+def redis_problem(exc: BaseException) -> str:
+    """What a Redis error means for the service, in words a client can act on."""
+    if isinstance(exc, redis.ReadOnlyError):
+        return "the job store is read-only (a failover is in progress)"
+    if isinstance(exc, redis.OutOfMemoryError):
+        return "the job store is full"
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return "the job store is unreachable"
+    return "the job store refused the request"

@@ -6,6 +6,8 @@ own `Settings` pointing at a private Redis.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,6 +16,8 @@ from starlette.types import Scope
 from service.config import Settings
 from service.gateway.api_errors import install_error_handlers
 from service.gateway.body_limit import BodyLimitMiddleware
+from service.gateway.decode_budget import DecodeBudget
+from service.gateway.header_limit import HeaderLimitMiddleware
 from service.gateway.metrics import GatewayMetrics, RequestMetricsMiddleware
 from service.gateway.routes import client_settings, deblur, health, jobs, web_page
 from service.gateway.routes import metrics as metrics_route
@@ -45,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.redis = connect_redis(settings, settings.redis_url)
     app.state.queue = make_queue(app.state.redis, settings)
+    app.state.decode_budget = DecodeBudget(settings.decode_pixel_budget)
     install_error_handlers(app, settings.retry_after_s)
     metrics = GatewayMetrics(app.state.queue)
     app.state.metrics = metrics
@@ -56,11 +61,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, on_refused=count_refused_upload
     )
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
             allow_headers=["X-API-Key", "Idempotency-Key"],
             expose_headers=["Location", "Retry-After", "ETag"],
         )
@@ -73,4 +79,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(web_page.router)
     # added last: outermost, so it times every response, refusals included
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            deblur.use_form_schema(default_openapi())
+        return app.openapi_schema or default_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

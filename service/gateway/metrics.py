@@ -30,7 +30,7 @@ from rq.registry import (
 from rq.worker import Worker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.jobs import reap_abandoned
+from service.jobs import reap_abandoned, redis_writable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # Bytes: 16 KiB .. 64 MiB in powers of 4.
 UPLOAD_BUCKETS_BYTES = tuple(float(16 * 1024 * 4**power) for power in range(7))
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SUBMISSION_OUTCOMES = (
     "accepted",
     "duplicate",
@@ -86,17 +87,28 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("swintormer_redis_up", "1 if Redis answered this scrape, else 0")
+        writable = GaugeMetricFamily(
+            "swintormer_redis_writable",
+            "1 if Redis took a write this scrape, else 0 (read-only replica, full, or down)",
+        )
         try:
-            reap_abandoned(self.queue)
+            is_writable = redis_writable(self.queue.connection)
+            if is_writable:
+                reap_abandoned(self.queue)
             jobs = self._jobs_by_state()
             workers = self._workers_by_state()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            log.warning("metrics: Redis unreachable: %s", error)
+        except redis.RedisError as error:
+            # /metrics always answers: a scrape is how an operator sees that Redis is in trouble
+            log.warning("metrics: Redis failed: %s", error)
             up.add_metric([], 0)
+            writable.add_metric([], 0)
             yield up
+            yield writable
             return
         up.add_metric([], 1)
+        writable.add_metric([], 1 if is_writable else 0)
         yield up
+        yield writable
         jobs_family = GaugeMetricFamily(
             "swintormer_queue_jobs",
             "Jobs in the queue and its registries, by state",
@@ -122,7 +134,10 @@ class QueueCollector(Collector):
             "canceled": CanceledJobRegistry(queue=queue),
         }
         counts = {"queued": queue.count}
-        counts.update({state: registry.count for state, registry in registries.items()})
+        # ZCARD, not `registry.count`: that also cleans the registry, a write a read-only or
+        # full Redis refuses (reaping is done above, when Redis takes writes)
+        connection = queue.connection
+        counts.update({state: int(connection.zcard(r.key)) for state, r in registries.items()})
         return counts
 
     def _workers_by_state(self) -> dict[str, int]:
@@ -160,6 +175,8 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).observe(
+            # a client chooses the method: any name outside HTTP's own would be a new series
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            self.metrics.requests.labels(template, method, str(status)).observe(
                 time.perf_counter() - start
             )

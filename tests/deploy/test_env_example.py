@@ -13,6 +13,7 @@ CONTAINER_VALUES = {
     "SWINTORMER_REDIS_URL": "redis://redis:6379/0",
     "SWINTORMER_HOST": "0.0.0.0",
     "SWINTORMER_DEVICE": "cuda",
+    "SWINTORMER_WORKER_METRICS_HOST": "0.0.0.0",
 }
 
 

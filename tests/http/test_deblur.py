@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
@@ -12,7 +13,7 @@ from rq.serializers import JSONSerializer
 from starlette.testclient import TestClient
 
 from service.gateway.submission import request_fingerprint
-from service.schemas import DeblurOptions
+from service.schemas import DeblurOptions, ModelLimits
 from service.storage import IdempotencyRecord, Storage, idempotency_key, input_key
 from tests import sample_images
 from tests.http.clients import MakeClient
@@ -65,6 +66,11 @@ def test_accepted_job_is_queued_with_ids_only(
         sample_images.jpeg_exif_rotated,
         sample_images.webp_rgb,
         sample_images.png_with_icc,
+        sample_images.png_rgb16,
+        sample_images.png_rgba16,
+        sample_images.tiff_rgb16,
+        sample_images.tiff_rgb8,
+        sample_images.heic,
     ],
 )
 def test_every_supported_kind_is_accepted(client: TestClient, builder: Callable[[], bytes]) -> None:
@@ -78,7 +84,6 @@ def test_every_supported_kind_is_accepted(client: TestClient, builder: Callable[
         (b"", 400, "invalid_image"),
         (sample_images.gif(), 415, "unsupported_media_type"),
         (b"%PDF-1.4 not an image", 415, "unsupported_media_type"),
-        (sample_images.png_rgb16(), 415, "unsupported_bit_depth"),
         (sample_images.png_bomb(), 413, "too_many_pixels"),
         (sample_images.png_rgb(1100, 1000), 413, "too_many_pixels"),
     ],
@@ -108,7 +113,9 @@ def test_body_over_the_limit_is_413(make_client: MakeClient) -> None:
         {"tile_px": 100_000},
         {"tile_overlap_px": 7},
         {"prior_steps": -1},
+        {"prior_steps": 0},
         {"prior_steps": 10_000},
+        {"tile_px": 64, "tile_overlap_px": 64},
         {"seed": "abc"},
         {"unknown_option": 1},
     ],
@@ -117,6 +124,32 @@ def test_bad_options_are_422(client: TestClient, fields: dict[str, object]) -> N
     response = post(client, sample_images.png_rgb(), **fields)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_options"
+
+
+@pytest.mark.parametrize(
+    ("limits", "fields", "message"),
+    [
+        (ModelLimits(size_multiple=16, prior_steps=4), {"prior_steps": 5}, "1 to 4"),
+        (ModelLimits(size_multiple=16, prior_steps=0), {"prior_steps": 1}, "no diffusion prior"),
+        (
+            ModelLimits(size_multiple=16, prior_steps=4),
+            {"tile_px": 40, "tile_overlap_px": 32},
+            "rounded down to a multiple of 16",
+        ),
+    ],
+)
+def test_options_the_workers_model_cannot_run_are_422(
+    client: TestClient,
+    redis_client: redis.Redis,
+    limits: ModelLimits,
+    fields: dict[str, object],
+    message: str,
+) -> None:
+    Storage(redis_client).put_model_limits("deblur", limits)
+    response = post(client, sample_images.png_rgb(), **fields)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]["message"]
+    assert post(client, sample_images.png_rgb()).status_code == 202  # the defaults run
 
 
 def test_missing_file_is_422(client: TestClient) -> None:
@@ -171,7 +204,8 @@ def test_api_keys_401_403_and_accepted(make_client: MakeClient) -> None:
     assert good.status_code == 202
     job = client.get(good.headers["location"])
     assert job.status_code == 401
-    assert client.get(good.headers["location"], headers={"X-API-Key": "k-one"}).status_code == 200
+    assert client.get(good.headers["location"], headers={"X-API-Key": "k-two"}).status_code == 200
+    assert client.get(good.headers["location"], headers={"X-API-Key": "k-one"}).status_code == 404
     assert client.get("/healthz").status_code == 200
 
 
@@ -213,3 +247,32 @@ def test_idempotency_key_of_a_request_in_flight_is_409(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_key_in_use"
     assert response.headers["retry-after"] == "1"
+
+
+def test_queue_depth_holds_under_concurrent_submissions(make_client: MakeClient) -> None:
+    client = make_client(max_queue_depth=5)
+    data = sample_images.png_rgb()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda _: post(client, data).status_code, range(40)))
+    assert statuses.count(202) == 5, statuses
+    assert statuses.count(429) == 35
+
+
+def test_decodes_beyond_the_pixel_budget_wait_then_get_503(make_client: MakeClient) -> None:
+    client = make_client(decode_pixel_budget=2000, decode_wait_s=0.2, retry_after_s=4)
+    data = sample_images.png_rgb(40, 30)  # 1200 pixels
+    budget = client.app.state.decode_budget  # type: ignore[attr-defined]
+    with budget.reserve(1000, wait_s=0):  # another request is decoding 1000 pixels
+        busy = post(client, data)
+    assert busy.status_code == 503
+    assert busy.json()["error"]["code"] == "server_busy"
+    assert busy.headers["retry-after"] == "4"
+    assert post(client, data).status_code == 202
+
+
+def test_job_timeout_grows_with_the_image(
+    make_client: MakeClient, redis_client: redis.Redis
+) -> None:
+    client = make_client(job_timeout_s=600, job_s_per_megapixel=30)
+    job_id = post(client, sample_images.png_rgb(1000, 1000)).json()["id"]
+    assert int(redis_client.hget(f"rq:job:{job_id}", "timeout") or 0) == 630

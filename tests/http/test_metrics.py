@@ -83,3 +83,11 @@ def test_latency_buckets_reach_minutes(client: TestClient) -> None:
     buckets = re.findall(r'swintormer_http_request_duration_seconds_bucket\{le="([0-9.e+]+)"', text)
     buckets += re.findall(r'le="([0-9.e+]+)",method="GET",route="/healthz"', text)
     assert max(float(bucket) for bucket in buckets) >= 300
+
+
+def test_made_up_methods_do_not_grow_the_metrics(client: TestClient) -> None:
+    for index in range(50):
+        client.request(f"BREW{index}", "/healthz")
+    text = client.get("/metrics").text
+    assert "BREW" not in text
+    assert 'method="other"' in text

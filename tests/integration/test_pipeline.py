@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -57,6 +58,10 @@ KINDS: list[tuple[str, Callable[[], bytes], dict[str, object], tuple[int, int], 
     ("cmyk", sample_images.jpeg_cmyk, {"output_format": "jpeg"}, (40, 30), "CMYK", "JPEG"),
     ("webp", sample_images.webp_rgb, {"output_format": "webp"}, (40, 30), "RGB", "WEBP"),
     ("big", lambda: sample_images.png_rgb(150, 110), {"seed": 3}, (150, 110), "RGB", "PNG"),
+    # 16-bit RGB PNG out (Pillow opens it as RGB); TIFF and HEIC in
+    ("rgb16", sample_images.png_rgb16, {}, (20, 10), "RGB", "PNG"),
+    ("tiff16", sample_images.tiff_rgb16, {"output_format": "tiff"}, (20, 10), "RGB", "TIFF"),
+    ("heic", sample_images.heic, {}, (40, 30), "RGB", "PNG"),
 ]
 
 
@@ -74,8 +79,13 @@ def test_every_kind_round_trips_and_failures_are_reported(
     redis_client.delete(input_key(expired))
     canceled = submit(gateway, sample_images.png_rgb())
     assert gateway.delete(f"/jobs/{canceled}").status_code == 200
+    # no worker has published its model's limits yet: this passes the gateway, and the tiny
+    # model (2 prior steps) cannot run it
+    impossible = submit(gateway, sample_images.png_rgb(), prior_steps=3)
     # a gateway with a 1 s job timeout enqueues a job too slow for it
-    with TestClient(create_app(settings_from(worker_env, job_timeout_s=1))) as strict:
+    with TestClient(
+        create_app(settings_from(worker_env, job_timeout_s=1, job_s_per_megapixel=0))
+    ) as strict:
         # 2048 px: ~1400 tiles of 64 px, ~15 s on an idle core (512 px took 0.9 s: too close)
         too_slow = submit(strict, sample_images.png_rgb(2048, 2048))
 
@@ -112,28 +122,46 @@ def test_every_kind_round_trips_and_failures_are_reported(
         result = gateway.get(f"/jobs/{job_id}/result")
         assert result.status_code == 409
     assert view(gateway, canceled)["status"] == "canceled"
+    refused = view(gateway, impossible)
+    assert refused["status"] == "failed"
+    assert refused["error"]["code"] == "invalid_options"  # type: ignore[index]
+    assert log.count(f"job {impossible} failed") == 1, log  # one attempt: never retried
+    # now that the worker has published its limits, the gateway refuses it at once
+    assert (
+        gateway.post(
+            "/deblur", files={"file": ("a.png", sample_images.png_rgb())}, data={"prior_steps": "3"}
+        ).status_code
+        == 422
+    )
     slow = view(gateway, too_slow)
     assert slow["status"] == "failed"
     assert slow["error"]["code"] == "timeout"  # type: ignore[index]
 
 
-def test_killed_worker_job_is_retried_and_completes_elsewhere(
-    worker_env: dict[str, str], start_worker: StartWorker
+def test_killed_worker_job_is_retried_at_the_front_within_the_grace(
+    gateway: TestClient, worker_env: dict[str, str], start_worker: StartWorker
 ) -> None:
-    # a short job timeout: an abandoned job is noticed job_timeout_s + abandoned_grace_s later
-    gateway = TestClient(create_app(settings_from(worker_env, job_timeout_s=6)))
     # 512 px: ~100 tiles, ~0.9 s on an idle core, so the kill lands mid-job (256 px: ~0.25 s)
     job_id = submit(gateway, sample_images.png_rgb(512, 512))
     first = start_worker()
     wait_for(lambda: progress_done(gateway, job_id) > 0, 60, "the first worker to start tiles")
+    behind = submit(gateway, sample_images.png_rgb(64, 64))  # queued while the first runs
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
+    killed_at = time.monotonic()
     assert view(gateway, job_id)["status"] == "running"  # nobody knows yet
-    # after job_timeout_s + abandoned_grace_s, a status read reaps it back onto the queue
-    wait_for(lambda: view(gateway, job_id)["status"] == "queued", 40, "the job to be requeued", 0.5)
+    # no heartbeat for abandoned_grace_s (3 s here): a status read reaps it, to the front
+    wait_for(lambda: view(gateway, job_id)["status"] == "queued", 20, "the job to be requeued", 0.2)
+    assert time.monotonic() - killed_at < 10
+    assert view(gateway, job_id)["queue_position"] == 0
+    assert view(gateway, behind)["queue_position"] == 1
+    # the dead worker stops counting as ready within the grace too (RQ's registry scores are
+    # whole seconds, so the job may be requeued up to 1 s before the worker looks dead)
+    wait_for(lambda: gateway.get("/readyz").status_code == 503, 5, "/readyz to drop the worker")
     finish_burst(start_worker("--burst"))
     assert view(gateway, job_id)["status"] == "succeeded"
     assert result_image(gateway, job_id).size == (512, 512)
+    assert view(gateway, behind)["status"] == "succeeded"
 
 
 def test_readiness_cancel_of_a_running_job_and_warm_shutdown(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -64,7 +65,11 @@ def swintormer(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 def test_serve_submit_metrics_and_clean_stop(worker_env: dict[str, str], tmp_path: Path) -> None:
     port, metrics_port = free_port(), free_port()
     env = {key: value for key, value in worker_env.items() if key != "SWINTORMER_REDIS_URL"}
-    env |= {"SWINTORMER_PORT": str(port), "SWINTORMER_WORKER_METRICS_PORT": str(metrics_port)}
+    env |= {
+        "SWINTORMER_PORT": str(port),
+        "SWINTORMER_WORKER_METRICS_PORT": str(metrics_port),
+        "SWINTORMER_DATA_DIR": str(tmp_path / "data"),
+    }
     url = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen(
         [sys.executable, "-m", "swintormer", "serve", "--workers", "1"],
@@ -132,12 +137,135 @@ def test_serve_submit_metrics_and_clean_stop(worker_env: dict[str, str], tmp_pat
     wait_for(lambda: not any(is_running(pid) for pid in children), 10, "the children to be gone")
 
 
-def test_serve_without_a_checkpoint_exits_with_the_reason(worker_env: dict[str, str]) -> None:
+def test_serve_without_a_checkpoint_exits_with_the_reason(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
     env = {key: value for key, value in worker_env.items() if key != "SWINTORMER_REDIS_URL"}
     env |= {
         "SWINTORMER_PORT": str(free_port()),
         "SWINTORMER_CHECKPOINT": "/nonexistent.safetensors",
+        "SWINTORMER_DATA_DIR": str(tmp_path / "data"),
     }
     finished = swintormer("serve", env=env)
     assert finished.returncode == 1
     assert "SWINTORMER_CHECKPOINT" in finished.stdout + finished.stderr
+
+
+def serve_env(worker_env: dict[str, str], data_dir: Path, **extra: str) -> dict[str, str]:
+    """A `swintormer serve` environment: its own port and data directory, embedded Redis."""
+    env = {key: value for key, value in worker_env.items() if key != "SWINTORMER_REDIS_URL"}
+    env |= {"SWINTORMER_PORT": str(free_port()), "SWINTORMER_DATA_DIR": str(data_dir)}
+    return env | extra
+
+
+def start_serve(env: dict[str, str], workers: int = 1) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "swintormer", "serve", "--workers", str(workers)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def url_of(env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{env['SWINTORMER_PORT']}"
+
+
+def answers(url: str, path: str, status: int = 200) -> bool:
+    try:
+        return httpx.get(f"{url}{path}", timeout=2).status_code == status
+    except httpx.TransportError:
+        return False
+
+
+def stop(serve: subprocess.Popen[str]) -> str:
+    serve.send_signal(signal.SIGTERM)
+    output, _ = serve.communicate(timeout=90)
+    return output
+
+
+def job_status(url: str, job_id: str) -> str:
+    return str(httpx.get(f"{url}/jobs/{job_id}", timeout=5).json()["status"])
+
+
+def upload(url: str, size: int) -> str:
+    files = {"file": ("in.png", sample_images.png_rgb(size, size))}
+    response = httpx.post(f"{url}/deblur", files=files, timeout=10)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def worker_pids(serve_pid: int) -> list[int]:
+    return [
+        pid
+        for pid in children_of(serve_pid)
+        if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_serve_restarts_a_killed_worker_and_a_second_serve_runs_beside_it(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    metrics_port = str(free_port())
+    first_env = serve_env(worker_env, tmp_path / "a", SWINTORMER_WORKER_METRICS_PORT=metrics_port)
+    first, url = start_serve(first_env), url_of(first_env)
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: answers(url, "/readyz"), 90, "serve to be ready", 0.25)
+        job_id = upload(url, 512)
+        wait_for(
+            lambda: httpx.get(f"{url}/jobs/{job_id}").json()["progress"]["done"] > 0,
+            60,
+            "the job to start",
+        )
+        (killed,) = worker_pids(first.pid)
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: job_status(url, job_id) == "succeeded", 60, "the killed job", 0.5)
+        assert first.poll() is None
+        assert worker_pids(first.pid) not in ([], [killed])  # a new worker
+
+        # a second serve on the same machine: the taken worker metrics port is replaced
+        second_env = serve_env(
+            worker_env, tmp_path / "b", SWINTORMER_WORKER_METRICS_PORT=metrics_port
+        )
+        second = start_serve(second_env)
+        wait_for(lambda: answers(url_of(second_env), "/readyz"), 90, "the second serve", 0.25)
+        # ... but the same data directory or gateway port is refused, saying what moves it
+        same_dir = swintormer("serve", env=serve_env(worker_env, tmp_path / "a"))
+        assert same_dir.returncode == 1
+        assert "SWINTORMER_DATA_DIR" in same_dir.stderr
+        same_port = swintormer(
+            "serve",
+            env=serve_env(worker_env, tmp_path / "c", SWINTORMER_PORT=first_env["SWINTORMER_PORT"]),
+        )
+        assert same_port.returncode == 1
+        assert "SWINTORMER_PORT" in same_port.stderr
+    finally:
+        output = stop(first)
+        if second is not None:
+            stop(second)
+    assert "exited with status -9" in output
+    assert first.returncode == 0, output
+
+
+def test_a_restarted_serve_still_has_its_queue(worker_env: dict[str, str], tmp_path: Path) -> None:
+    env = serve_env(worker_env, tmp_path / "data")
+    gateway_only, url = start_serve(env, workers=0), url_of(env)
+    try:
+        wait_for(lambda: answers(url, "/healthz"), 60, "serve to answer", 0.25)
+        jobs = [upload(url, 64), upload(url, 96)]
+    finally:
+        stop(gateway_only)
+    serve = start_serve(env, workers=1)
+    try:
+        wait_for(lambda: answers(url, "/healthz"), 60, "serve to answer", 0.25)
+        wait_for(
+            lambda: all(job_status(url, job_id) == "succeeded" for job_id in jobs),
+            90,
+            "the queued jobs",
+            0.5,
+        )
+    finally:
+        stop(serve)

@@ -1,4 +1,4 @@
-"""`/healthz` (the process answers) and `/readyz` (Redis reachable, a warm worker listening)."""
+"""`/healthz` (the process answers) and `/readyz` (Redis takes writes, a warm worker listening)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from fastapi import APIRouter
 
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
-from service.gateway.deps import QueueDep, RedisDep
-from service.jobs import ready_workers
+from service.gateway.deps import QueueDep, RedisDep, SettingsDep
+from service.jobs import ready_workers, redis_writable
 from service.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -22,15 +22,17 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Readiness: Redis reachable and at least one worker with its model loaded",
+    summary="Readiness: Redis takes writes and at least one live worker has its model loaded",
     responses=error_responses(ErrorCode.NOT_READY),
 )
-def readyz(connection: RedisDep, queue: QueueDep) -> Readiness:
+def readyz(connection: RedisDep, queue: QueueDep, settings: SettingsDep) -> Readiness:
     try:
-        connection.ping()
-        workers = ready_workers(queue)
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+        writable = redis_writable(connection)
+        workers = ready_workers(queue, settings.abandoned_grace_s)
+    except redis.RedisError as error:
         raise ApiError(ErrorCode.NOT_READY, f"Redis is unreachable: {error}") from error
+    if not writable:
+        raise ApiError(ErrorCode.NOT_READY, "Redis does not take writes (read-only or full)")
     if workers == 0:
-        raise ApiError(ErrorCode.NOT_READY, "no worker with a loaded model is listening")
+        raise ApiError(ErrorCode.NOT_READY, "no live worker with a loaded model is listening")
     return Readiness(redis=True, workers_ready=workers)

@@ -15,7 +15,7 @@ from service.config import Settings
 from service.defocus_map import PX_PER_LEVEL, SCALE_HEADER
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError, error_responses
-from service.gateway.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep
+from service.gateway.deps import ApiKeyDep, QueueDep, SettingsDep, StorageDep, TenantDep
 from service.jobs import fetch_job, job_view, reap_abandoned
 from service.schemas import MEDIA_TYPES, TERMINAL, JobStatus, JobView, OutputFormat
 from service.storage import Storage
@@ -31,8 +31,10 @@ POLL_GROWTH = 1.5
 POLL_MAX_S = 0.5
 
 
-def _view_or_404(queue: QueueDep, storage: Storage, job_id: str) -> JobView:
-    view = job_view(queue, storage, job_id) if _JOB_ID.fullmatch(job_id) else None
+def _view_or_404(queue: QueueDep, storage: Storage, job_id: str, tenant: str) -> JobView:
+    # another tenant's job is answered exactly like one that does not exist
+    is_theirs = _JOB_ID.fullmatch(job_id) and storage.owner_of(job_id) == tenant
+    view = job_view(queue, storage, job_id) if is_theirs else None
     if view is None:
         raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}")
     if view.status is JobStatus.RUNNING:
@@ -46,6 +48,7 @@ def _view_or_404(queue: QueueDep, storage: Storage, job_id: str) -> JobView:
     response_model=JobView,
     summary="Job status, progress, timings",
     responses=error_responses(
+        ErrorCode.METHOD_NOT_ALLOWED,
         ErrorCode.UNAUTHORIZED,
         ErrorCode.FORBIDDEN,
         ErrorCode.JOB_NOT_FOUND,
@@ -58,29 +61,35 @@ async def get_job(
     queue: QueueDep,
     storage: StorageDep,
     settings: SettingsDep,
+    tenant: TenantDep,
     wait: Annotated[
         float,
         Query(
             ge=0,
             description="long-poll: wait up to this many seconds for the status or "
-            "progress to change (at most the server's max_wait_s, 30 by default)",
+            "progress to change; longer waits are cut to the server's max_wait_s (30 by default)",
         ),
     ] = 0,
 ) -> JobView:
     """The job's state. With `wait`, answers as soon as its status or progress changes."""
-    if wait > settings.max_wait_s:
-        raise ApiError(ErrorCode.INVALID_OPTIONS, f"wait: at most {settings.max_wait_s} seconds")
-    view = await run_in_threadpool(_view_or_404, queue, storage, job_id)
+    wait = min(wait, settings.max_wait_s)
+    view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
     deadline = time.monotonic() + wait
     first = (view.status, view.progress)
     interval = POLL_FIRST_S
     while view.status not in TERMINAL and time.monotonic() < deadline:
         await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0)))
         interval = min(interval * POLL_GROWTH, POLL_MAX_S)
-        view = await run_in_threadpool(_view_or_404, queue, storage, job_id)
+        view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
         if (view.status, view.progress) != first:
             break
     return view
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110: `*` matches any current representation; else a list of (weak) tags."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _result_headers(etag: str, filename: str) -> dict[str, str]:
@@ -88,12 +97,15 @@ def _result_headers(etag: str, filename: str) -> dict[str, str]:
         "ETag": etag,
         "Content-Disposition": f'inline; filename="{filename}"',
         "Cache-Control": "private, max-age=0",
+        "X-Content-Type-Options": "nosniff",
     }
 
 
-def _succeeded_view(queue: QueueDep, storage: StorageDep, job_id: str, what: str) -> JobView:
+def _succeeded_view(
+    queue: QueueDep, storage: StorageDep, job_id: str, what: str, tenant: str
+) -> JobView:
     """The job's view, if it succeeded; else the API error a download of `what` gets."""
-    view = _view_or_404(queue, storage, job_id)
+    view = _view_or_404(queue, storage, job_id, tenant)
     if view.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         raise ApiError(
             ErrorCode.RESULT_NOT_READY,
@@ -137,11 +149,11 @@ def get_result(
     job_id: JobId,
     queue: QueueDep,
     storage: StorageDep,
-    settings: SettingsDep,
+    tenant: TenantDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The result image, once the job has succeeded, until `result_ttl_s` after that."""
-    _succeeded_view(queue, storage, job_id, "its result")
+    _succeeded_view(queue, storage, job_id, "its result", tenant)
     job = fetch_job(queue, job_id)
     meta = job.return_value() if job is not None else None
     data = storage.get_result(job_id)
@@ -150,9 +162,13 @@ def get_result(
     output_format = OutputFormat(meta["format"])
     etag = f'"{meta["sha256"]}"'
     headers = _result_headers(etag, f"{meta['filename']}.{output_format.value}")
-    if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
+    if if_none_match is not None and _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=MEDIA_TYPES[output_format], headers=headers)
+
+
+# HEAD answers as GET does, without the body (not a second operation in the schema)
+router.add_api_route("/{job_id}/result", get_result, methods=["HEAD"], include_in_schema=False)
 
 
 @router.delete(
@@ -174,10 +190,15 @@ def get_result(
     },
 )
 def cancel_job(
-    job_id: JobId, response: Response, queue: QueueDep, storage: StorageDep, settings: SettingsDep
+    job_id: JobId,
+    response: Response,
+    queue: QueueDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> JobView:
     """Cancel a job. A queued job is dropped at once; a running one stops cooperatively."""
-    view = _view_or_404(queue, storage, job_id)
+    view = _view_or_404(queue, storage, job_id, tenant)
     if view.status is JobStatus.EXPIRED:
         raise ApiError(ErrorCode.JOB_EXPIRED, f"job {job_id} has expired")
     if view.status in TERMINAL:
@@ -235,10 +256,11 @@ def get_defocus_map(
     job_id: JobId,
     queue: QueueDep,
     storage: StorageDep,
+    tenant: TenantDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The blur the model estimated, as a radius map; kept as long as the result."""
-    view = _succeeded_view(queue, storage, job_id, "its defocus map")
+    view = _succeeded_view(queue, storage, job_id, "its defocus map", tenant)
     if view.blur is None:
         raise ApiError(
             ErrorCode.NO_DEFOCUS_MAP,

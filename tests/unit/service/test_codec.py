@@ -97,3 +97,32 @@ def test_exif_rotation_is_applied() -> None:
 )
 def test_output_modes(mode: str, output_format: OutputFormat, expected: str) -> None:
     assert output_mode(mode, output_format) == expected
+
+
+def _png(image: Image.Image, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **params)
+    return buffer.getvalue()
+
+
+def test_palette_and_colour_key_transparency_is_kept() -> None:
+    palette = Image.new("P", (6, 4), 0)
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.putpixel((1, 1), 1)
+    keyed_rgb = Image.new("RGB", (6, 4), (10, 20, 30))
+    keyed_rgb.putpixel((2, 2), (200, 100, 50))
+    keyed_gray = Image.new("L", (6, 4), 7)
+    keyed_gray.putpixel((3, 1), 90)
+    cases = [
+        (_png(palette, transparency=0), "RGBA"),
+        (_png(keyed_rgb, transparency=(10, 20, 30)), "RGBA"),
+        (_png(keyed_gray, transparency=7), "LA"),
+    ]
+    for data, mode in cases:
+        result = round_trip(data)
+        assert result.mode == mode
+        alpha = np.asarray(result.getchannel("A"))
+        assert alpha[0, 0] == 0  # the transparent colour stays transparent
+        assert alpha.max() == 255
+    webp = round_trip(cases[0][0], OutputFormat.WEBP)
+    assert webp.mode == "RGBA"
