@@ -182,7 +182,7 @@ def test_refusals_in_plain_words(
     text_file.write_text("these are notes, not a photo")
     choose(browser, text_file)
     wait_for_state(browser, "refused")
-    assert "not a PNG, JPEG or WebP" in by_id(browser, "upload-message").text
+    assert "not a PNG, JPEG, WebP, TIFF or HEIC" in by_id(browser, "upload-message").text
     assert not by_id(browser, "start").is_enabled()
 
     # passes the browser's checks (PNG signature and header), refused by the gateway

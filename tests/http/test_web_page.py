@@ -63,7 +63,14 @@ def test_client_settings(make_client: MakeClient) -> None:
     assert body == {
         "max_upload_bytes": 8 * MiB,
         "max_pixels": 4_000_000,
-        "input_media_types": ["image/png", "image/jpeg", "image/webp"],
+        "input_media_types": [
+            "image/png",
+            "image/jpeg",
+            "image/webp",
+            "image/heic",
+            "image/heif",
+            "image/tiff",
+        ],
         "output_formats": ["png", "jpeg", "webp"],
         "api_key_required": False,
         "max_wait_s": 30,

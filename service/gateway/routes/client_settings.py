@@ -14,7 +14,14 @@ from service.uploads import ALLOWED_FORMATS
 
 router = APIRouter(tags=["client"])
 
-_MEDIA_TYPE_OF_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# Pillow's format names -> the media types a browser sniffs (service/gateway/web/checks.js);
+# TIFF is read by the codec's high-depth path, not by Pillow, so it is listed on its own
+_MEDIA_TYPES_OF_FORMAT = {
+    "PNG": ("image/png",),
+    "JPEG": ("image/jpeg",),
+    "WEBP": ("image/webp",),
+    "HEIF": ("image/heic", "image/heif"),
+}
 
 
 @router.get(
@@ -26,7 +33,10 @@ def client_settings(settings: SettingsDep) -> ClientSettings:
     return ClientSettings(
         max_upload_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_pixels,
-        input_media_types=[_MEDIA_TYPE_OF_FORMAT[name] for name in ALLOWED_FORMATS],
+        input_media_types=[
+            *(media for name in ALLOWED_FORMATS for media in _MEDIA_TYPES_OF_FORMAT[name]),
+            "image/tiff",
+        ],
         output_formats=list(MEDIA_TYPES),
         api_key_required=bool(settings.api_keys),
         max_wait_s=settings.max_wait_s,

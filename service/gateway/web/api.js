@@ -85,7 +85,7 @@ export function plainWords(error, limits) {
     invalid_image: "The server could not read this image: the file seems damaged or incomplete.",
     payload_too_large: `This file is too large: the server accepts files up to ${size}.`,
     too_many_pixels: `This image has too many pixels: the server accepts up to ${megapixels}.`,
-    unsupported_media_type: "This kind of file is not accepted: choose a PNG, JPEG or WebP image.",
+    unsupported_media_type: "This kind of file is not accepted: choose a PNG, JPEG, WebP, TIFF or HEIC image.",
     unsupported_bit_depth:
       "16-bit colour PNGs are not accepted (they would silently lose precision). " +
       "Save the photo as an 8-bit PNG or a JPEG and try again.",
@@ -108,7 +108,7 @@ export function failureWords(code) {
   const words = {
     invalid_image: "The server could not read this image: the file seems damaged or incomplete.",
     too_many_pixels: "This image has too many pixels for the server.",
-    unsupported_media_type: "This kind of file is not accepted: choose a PNG, JPEG or WebP image.",
+    unsupported_media_type: "This kind of file is not accepted: choose a PNG, JPEG, WebP, TIFF or HEIC image.",
     unsupported_bit_depth: "16-bit colour PNGs are not accepted.",
     input_expired: "The photo waited too long in the queue and was dropped. Please send it again.",
     out_of_memory: "The server ran out of memory on this image, even in small pieces.",

@@ -1,6 +1,6 @@
 // What the gateway would refuse, checked in the browser before anything is uploaded:
-// the type (from the file's first bytes, not its name), the size, the pixel count and
-// 16-bit colour PNG. The gateway checks again; its answer is the one that counts.
+// the type (from the file's first bytes, not its name), the size and the pixel count.
+// The gateway checks again; its answer is the one that counts.
 
 import { formatBytes } from "./api.js";
 
@@ -20,8 +20,16 @@ export function sniffType(bytes) {
   if (bytes.length >= 12 && ascii(bytes, 0, 4) === "RIFF" && ascii(bytes, 8, 12) === "WEBP") {
     return "image/webp";
   }
+  const tiffOrder = bytes.length >= 4 ? ascii(bytes, 0, 4) : "";
+  if (tiffOrder === "II*\0" || tiffOrder === "MM\0*") return "image/tiff";
+  if (bytes.length >= 12 && ascii(bytes, 4, 8) === "ftyp" && HEIF_BRANDS.has(ascii(bytes, 8, 12))) {
+    return "image/heic";
+  }
   return null;
 }
+
+// ISO-BMFF brands of HEIC/HEIF stills (the file's `ftyp` box), as phones write them.
+const HEIF_BRANDS = new Set(["heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1"]);
 
 function pngHeader(bytes) {
   // signature (8), IHDR length (4) and type (4), then width, height, bit depth, colour type
@@ -55,7 +63,8 @@ export async function checkFile(file, limits) {
   const head = new Uint8Array(await file.slice(0, 32).arrayBuffer());
   result.type = sniffType(head);
   if (result.type === null || !limits.input_media_types.includes(result.type)) {
-    result.problem = "This is not a PNG, JPEG or WebP image, the only kinds the server accepts.";
+    result.problem = "This is not a PNG, JPEG, WebP, TIFF or HEIC image, the only kinds the " +
+      "server accepts.";
     return result;
   }
   if (file.size + FORM_ALLOWANCE_BYTES > limits.max_upload_bytes) {
@@ -64,11 +73,6 @@ export async function checkFile(file, limits) {
     return result;
   }
   const png = result.type === "image/png" ? pngHeader(head) : null;
-  if (png && png.bitDepth === 16 && (png.colourType === 2 || png.colourType === 6)) {
-    result.problem = "This is a 16-bit colour PNG, which the server does not accept (it would " +
-      "silently lose precision). Save it as an 8-bit PNG or a JPEG.";
-    return result;
-  }
   const size = png || (await decodedSize(file));
   if (size) {
     result.width = size.width;
