@@ -71,7 +71,7 @@ def test_client_settings(make_client: MakeClient) -> None:
             "image/heif",
             "image/tiff",
         ],
-        "output_formats": ["png", "jpeg", "webp"],
+        "output_formats": ["png", "jpeg", "webp", "tiff"],
         "api_key_required": False,
         "max_wait_s": 30,
         "result_ttl_s": 3600,
