@@ -20,7 +20,6 @@ bounded by the tile size like the rest of the model.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 
 from model.config import DefocusConfig
 from model.deconvolution import LAPLACIAN_TAPS, WienerBank
+from model.psf import gaussian_psf
 
 # ITU-R BT.601 luma weights: the estimator reads blur from luminance
 LUMA = (0.299, 0.587, 0.114)
@@ -70,12 +70,9 @@ class _Residual(nn.Module):
 REBLUR_SIGMAS_PX = (1.0, 2.0)
 
 
-def _gaussian_blur(image: Tensor, sigma_px: float) -> Tensor:
-    """Separable Gaussian blur of (B, 1, H, W), edges replicated."""
-    half = math.ceil(3 * sigma_px)
-    taps = torch.arange(-half, half + 1, dtype=image.dtype, device=image.device)
-    line = torch.exp(-(taps**2) / (2 * sigma_px**2))
-    line = line / line.sum()
+def _gaussian_blur(image: Tensor, line: Tensor) -> Tensor:
+    """Separable blur of (B, 1, H, W) by the odd 1-D taps `line`, edges replicated."""
+    half = line.shape[0] // 2
     padded = F.pad(image, (half, half, half, half), mode="replicate")
     rows = F.conv2d(padded, line.view(1, 1, 1, -1))
     return F.conv2d(rows, line.view(1, 1, -1, 1))
@@ -112,6 +109,10 @@ class BlurEstimator(nn.Module):
 
     def __init__(self, config: DefocusConfig) -> None:
         super().__init__()
+        # the re-blur kernels' 1-D taps, built once (derived tables, never stored)
+        for index, sigma in enumerate(REBLUR_SIGMAS_PX):
+            taps = torch.from_numpy(gaussian_psf(sigma).sum(axis=0))
+            self.register_buffer(f"reblur{index}", taps, persistent=False)
         radii, balances = len(config.radii_px), len(config.balances)
         width = config.estimator_width
         cues = 2 + len(REBLUR_SIGMAS_PX) + radii * balances
@@ -132,17 +133,15 @@ class BlurEstimator(nn.Module):
         energy = F.avg_pool2d(detail.square(), 4, ceil_mode=True)
         return torch.log(energy + 1e-6).reshape(B, K, *energy.shape[-2:])
 
-    @staticmethod
-    def _gradient_ratios(luma: Tensor) -> Tensor:
+    def _gradient_ratios(self, luma: Tensor) -> Tensor:
         """(B, 1, H, W) -> log edge energy and energy-weighted log gradient ratios per cell."""
         gradient = _gradient_magnitude(luma)
         weight = gradient.square()
         pooled_weight = F.avg_pool2d(weight, 4, ceil_mode=True) + 1e-8  # (B, 1, h, w)
         cues = [torch.log(pooled_weight)]
-        for sigma in REBLUR_SIGMAS_PX:
-            ratio = torch.log(gradient) - torch.log(
-                _gradient_magnitude(_gaussian_blur(luma, sigma))
-            )
+        for index in range(len(REBLUR_SIGMAS_PX)):
+            reblurred = _gaussian_blur(luma, getattr(self, f"reblur{index}"))
+            ratio = torch.log(gradient) - torch.log(_gradient_magnitude(reblurred))
             cues.append(F.avg_pool2d(ratio * weight, 4, ceil_mode=True) / pooled_weight)
         return torch.cat(cues, dim=1)  # (B, 1 + len(REBLUR_SIGMAS_PX), h, w)
 

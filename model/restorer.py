@@ -89,14 +89,9 @@ class Restorer(nn.Module):
         """Channels of the image `restore` takes (3, or 6 for a dual-pixel network)."""
         return self.config.image_channels
 
-    def front(self, blurry: Tensor, radius_px: Tensor | None = None) -> FrontEndOutput | None:
-        """The front end's output for `blurry` (None without a front end).
-
-        Args:
-            blurry: (B, 3, H, W) in [0, 1].
-            radius_px: a known radius map (B, 1, H, W) replacing the estimate (ablations).
-        """
-        return None if self.defocus is None else self.defocus(blurry, radius_px)
+    def front(self, blurry: Tensor) -> FrontEndOutput | None:
+        """The front end's output for `blurry` (B, 3, H, W) in [0, 1] (None without one)."""
+        return None if self.defocus is None else self.defocus(blurry)
 
     @staticmethod
     def network_input(blurry: Tensor, front: FrontEndOutput | None) -> Tensor:
