@@ -215,6 +215,16 @@ class BlurDistribution:
     min_px: float = 0.5  # smallest largest-radius drawn (blur always present somewhere)
     max_px: float = 8.0  # cap on any radius
     scale: float = 1.0  # multiply radii (e.g. 2.0 for images at twice the 1 MP scale)
+    # share of images blurred by one radius throughout (a subject far from any focal plane, a
+    # missed focus): a blur estimator must then read large radii from every region, which
+    # layered scenes, mostly between in focus and their largest radius, teach too rarely
+    uniform_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_px <= self.max_px:
+            raise ValueError(f"need 0 < min_px <= max_px (got {self.min_px}, {self.max_px})")
+        if not 0.0 <= self.uniform_fraction <= 1.0:
+            raise ValueError(f"uniform_fraction must be in [0, 1] (got {self.uniform_fraction})")
 
     def sample_max_radius(self, rng: np.random.Generator) -> float:
         """The image's largest circle-of-confusion radius in pixels."""
@@ -231,8 +241,11 @@ class BlurDistribution:
             depths: (K,) layer depths in [0, 1].
 
         Returns:
-            (K,) float64 signed radii in pixels; the largest |radius| is the sampled maximum.
+            (K,) float64 signed radii in pixels; the largest |radius| is the sampled maximum
+            (every layer at that radius in a `uniform_fraction` share of images).
         """
+        if self.uniform_fraction > 0 and rng.random() < self.uniform_fraction:
+            return np.full(depths.shape, self.sample_max_radius(rng), dtype=np.float64)
         focus = rng.uniform(float(depths.min()), float(depths.max()))
         offset = depths - focus
         spread = float(np.abs(offset).max())

@@ -65,6 +65,9 @@ class DataSection:
     val_seed: int = 12345  # seed of the validation pairs (distinct from the training stream)
     use_lens_shapes: bool = False  # some images blurred by softened or cat-eye disks
     jpeg_probability: float = 0.0  # share of blurry inputs stored as JPEG (quality 70-95)
+    max_radius_median_px: float = 5.5  # median of an image's largest defocus radius
+    max_radius_px: float = 8.0  # cap on any training radius
+    uniform_blur_fraction: float = 0.0  # share of images blurred by one radius throughout
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,15 @@ def _validate(config: TrainConfig) -> None:
         problems.append(
             f"data.dead_leaves_fraction must be in [0, 1], got {config.data.dead_leaves_fraction}"
         )
+    if not 0.0 <= config.data.uniform_blur_fraction <= 1.0:
+        problems.append(
+            f"data.uniform_blur_fraction must be in [0, 1], got {config.data.uniform_blur_fraction}"
+        )
+    if not 0.0 < config.data.max_radius_median_px <= config.data.max_radius_px:
+        problems.append(
+            "need 0 < data.max_radius_median_px <= data.max_radius_px, got "
+            f"{config.data.max_radius_median_px} and {config.data.max_radius_px}"
+        )
     if not config.data.cache_dir and config.data.dead_leaves_fraction < 1.0:
         problems.append("data.dead_leaves_fraction must be 1.0 when data.cache_dir is empty")
     if config.run.amp not in ("bf16", "fp16", "off"):
@@ -297,13 +309,16 @@ def _validate(config: TrainConfig) -> None:
         problems.append("stages.stage2_steps must be 0 when model.use_prior is false")
     if config.stages.front_end_steps and not config.model.use_defocus:
         problems.append("stages.front_end_steps must be 0 when model.use_defocus is false")
+    prior_fine_tune = config.model.use_prior and config.stages.stage2_steps > 0
     if config.stages.stage1_steps == 0 and not (
-        config.model.use_prior and config.model.init_from and config.stages.stage2_steps
+        config.model.init_from and (prior_fine_tune or config.stages.front_end_steps > 0)
     ):
-        # stage 2 alone needs a trained network and teacher: only a fine-tune may skip stage 1
+        # stage 0 or 2 alone needs a trained network (and teacher): only a fine-tune may skip
+        # stage 1
         problems.append(
-            "stages.stage1_steps may be 0 only in a fine-tune of a model with a prior "
-            "(model.use_prior, model.init_from and stages.stage2_steps > 0)"
+            "stages.stage1_steps may be 0 only in a fine-tune (model.init_from) that trains the "
+            "prior (model.use_prior, stages.stage2_steps > 0) or the blur estimator "
+            "(stages.front_end_steps > 0)"
         )
     if problems:
         raise TrainConfigError("; ".join(problems))

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from model.checkpoint import read_checkpoint
 from model.config import DefocusConfig, ModelConfig, PriorConfig, compose
-from model.data.degrade import KernelShapes, SensorModel
+from model.data.degrade import BlurDistribution, KernelShapes, SensorModel
 from model.data.pairs import DefocusPatches, PatchSettings
 from model.devices import resolve_device
 from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
@@ -62,6 +62,11 @@ def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
     settings = PatchSettings(
         patch_px=data.patch_px,
         dead_leaves_fraction=data.dead_leaves_fraction,
+        blur=BlurDistribution(
+            max_radius_median_px=data.max_radius_median_px,
+            max_px=data.max_radius_px,
+            uniform_fraction=data.uniform_blur_fraction,
+        ),
         sensor=SensorModel(jpeg_probability=data.jpeg_probability),
         shapes=KernelShapes() if data.use_lens_shapes else None,
     )

@@ -14,7 +14,13 @@ from safetensors.torch import save_file
 from model.checkpoint import CheckpointError, save_checkpoint
 from model.config import PriorConfig, model_preset
 from model.prior import LatentPrior
-from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
+from model.restorer import (
+    Restorer,
+    build_restorer,
+    image_generators,
+    load_restorer,
+    save_restorer,
+)
 from tests.factories import TINY_PRIOR, tiny_network, tiny_restorer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,6 +82,30 @@ def test_default_noise_makes_each_image_independent_of_its_batch() -> None:
         together = restorer(torch.cat([first, second]))
         torch.testing.assert_close(together[:1], restorer(first), rtol=0, atol=1e-6)
         torch.testing.assert_close(together[1:], restorer(second), rtol=0, atol=1e-6)
+
+
+def test_default_noise_is_drawn_on_the_input_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU must not draw on the host and copy each sampling step's noise (issue #18, 5).
+
+    No GPU here, so the test records the device the default generators are made for (the
+    input's) and checks that they draw there.
+    """
+    import model.restorer as restorer_module
+
+    restorer = _restorer()
+    made: list[torch.Generator] = []
+
+    def recording(seed: int, count: int, device: torch.device) -> list[torch.Generator]:
+        generators = image_generators(seed, count, device)
+        made.extend(generators)
+        return generators
+
+    monkeypatch.setattr(restorer_module, "image_generators", recording)
+    blurry = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        restorer.run(blurry, seed=3)
+    assert [g.device for g in made] == [blurry.device, blurry.device]
+    assert [g.initial_seed() for g in made] == [3, 3]
 
 
 def test_tiled_output_does_not_depend_on_the_tile_batch_size() -> None:

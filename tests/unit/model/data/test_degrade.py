@@ -85,6 +85,33 @@ def test_blur_distribution_layer_radii() -> None:
     assert blur.layer_radii(np.zeros(3), rng).tolist() == [0.0, 0.0, 0.0]
 
 
+def test_uniform_fraction_blurs_some_images_by_one_radius_throughout() -> None:
+    depths = np.array([1.0, 0.6, 0.3, 0.0])
+    rng = np.random.default_rng(5)
+    blur = BlurDistribution(max_px=12.0, uniform_fraction=0.25)
+    draws = [blur.layer_radii(depths, rng) for _ in range(800)]
+    uniform = [r for r in draws if np.all(r == r[0])]
+    assert len(uniform) / len(draws) == pytest.approx(0.25, abs=0.05)
+    assert all(0 < r[0] <= 12.0 for r in uniform)
+    assert max(r[0] for r in uniform) > 8.0  # the wider cap is reached
+    # without it, no extra draw: the stream is the one runs made before the knob existed
+    radii = BlurDistribution().layer_radii(depths, np.random.default_rng(9))
+    rng = np.random.default_rng(9)
+    focus = rng.uniform(0.0, 1.0)
+    largest = float(np.clip(np.exp(rng.normal(np.log(5.5), 0.5)), 0.5, 8.0))
+    offsets = depths - focus
+    np.testing.assert_allclose(radii, offsets / np.abs(offsets).max() * largest)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"uniform_fraction": 1.5}, {"uniform_fraction": -0.1}, {"min_px": 0.0}, {"max_px": 0.2}],
+)
+def test_blur_distribution_rejects_bad_settings(settings: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"must be|need"):
+        BlurDistribution(**settings)
+
+
 def test_sensor_model_quantises_and_jpeg_keeps_shape() -> None:
     rng = np.random.default_rng(4)
     image = rng.random((16, 16, 6)).astype(np.float32)

@@ -191,3 +191,25 @@ def test_eval_cli_layered_set_with_a_front_end_checkpoint(
     assert "Blur estimator against the true radius map" in out
     report = json.loads((tmp_path / "eval.json").read_text())
     assert set(report["metadata"]["radius_error_px"]) == {"layered σ=0", "layered σ=0.01"}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_eval_cli_estimator_only_prints_the_radius_errors_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = tmp_path / "d.safetensors"
+    save_restorer(checkpoint, _defocus_restorer())
+    args = ["eval", "--checkpoint", str(checkpoint), "--limit", "1", "--estimator-only"]
+    args += ["--crop-px", "64", "--tile-px", "64", "--overlap-px", "16", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Blur estimator against the true radius map")
+    assert "Wiener" not in out  # no restoration rows, no baselines
+    errors = json.loads((tmp_path / "eval.json").read_text())["metadata"]["radius_error_px"]
+    assert len(errors) == 8  # every synthetic cell
+    assert all(cell["mae_px"] >= 0.0 for cell in errors.values())
+    # a model without the front end, or a set without radius maps, is refused
+    plain = tmp_path / "plain.safetensors"
+    save_restorer(plain, tiny_restorer())
+    assert main(["eval", "--checkpoint", str(plain), "--limit", "1", "--estimator-only"]) == 2
+    assert main(["eval", "--set", "dpdd", str(tmp_path), "--estimator-only"]) == 2

@@ -59,12 +59,23 @@ def test_int_is_accepted_for_float(tmp_path: Path) -> None:
             "[model]\ninit_from = 'x.safetensors'\n[stages]\nstage1_steps = 0\nstage2_steps = 0\n",
             r"stage1_steps may be 0 only",
         ),
+        ("[data]\nuniform_blur_fraction = 2.0\n", r"uniform_blur_fraction must be in \[0, 1\]"),
+        ("[data]\nmax_radius_px = 4.0\n", r"max_radius_median_px <= data\.max_radius_px"),
         ("[optim\n", "not valid TOML"),
     ],
 )
 def test_bad_configurations_are_rejected(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(TrainConfigError, match=message):
         load_train_config(_write(tmp_path, text))
+
+
+def test_an_estimator_only_fine_tune_may_skip_stages_1_and_2(tmp_path: Path) -> None:
+    text = (
+        "[model]\nuse_defocus = true\ninit_from = 'x.safetensors'\n"
+        "[stages]\nfront_end_steps = 10\nstage1_steps = 0\nstage2_steps = 0\n"
+    )
+    config = load_train_config(_write(tmp_path, text))
+    assert (config.stages.front_end_steps, config.stages.stage1_steps) == (10, 0)
 
 
 def test_bad_override_syntax(tmp_path: Path) -> None:
