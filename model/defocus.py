@@ -168,6 +168,29 @@ class BlurEstimator(nn.Module):
         return logits[:, :R], logits[:, R:]
 
 
+def weighted_sum(weights: Tensor, candidates: Tensor) -> Tensor:
+    """Per-pixel blend of the candidates: sum over (r, n) of weights * candidates.
+
+    Accumulated one candidate at a time (fused multiply-add in place): an einsum over the
+    same shapes lowers to a batched matmul with (H, W) as batch and copies both operands into
+    that layout, about 20 times slower on the CPU (218 vs 11 ms for 4 tiles of 256 px).
+
+    Args:
+        weights: (B, R, N, H, W).
+        candidates: (B, R, N, C, H, W).
+
+    Returns:
+        (B, C, H, W).
+    """
+    B, R, N, C, H, W = candidates.shape
+    flat_weights = weights.reshape(B, R * N, 1, H, W)
+    flat_candidates = candidates.reshape(B, R * N, C, H, W)
+    blend = flat_weights[:, 0] * flat_candidates[:, 0]  # (B, C, H, W)
+    for k in range(1, R * N):
+        blend = blend.addcmul(flat_weights[:, k], flat_candidates[:, k])
+    return blend
+
+
 class DefocusFrontEnd(nn.Module):
     """Bank + estimator: blurry (B, 3, H, W) -> `FrontEndOutput`."""
 
@@ -198,7 +221,7 @@ class DefocusFrontEnd(nn.Module):
                 radius_weights = self.soft_labels(radius_px)
             balance_weights = balance_logits.softmax(dim=1)  # (B, N, H, W)
             weights = radius_weights[:, :, None] * balance_weights[:, None]  # (B, R, N, H, W)
-            blend = torch.einsum("brnhw,brnchw->bchw", weights, candidates)
+            blend = weighted_sum(weights, candidates)
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.config import DefocusConfig
-from model.defocus import DefocusFrontEnd, radius_loss
+from model.defocus import DefocusFrontEnd, radius_loss, weighted_sum
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,3 +91,18 @@ def test_invalid_front_end_configs_are_refused() -> None:
     with pytest.raises(ValueError, match="balances"):
         DefocusConfig(balances=(1e-2, 1e-3))
     assert DefocusConfig().margin_px >= 2 * max(DefocusConfig().radii_px)
+
+
+def test_weighted_sum_is_the_per_pixel_contraction_and_carries_gradients() -> None:
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.rand(2, 4, 2, 9, 11, generator=generator, requires_grad=True)
+    candidates = torch.rand(2, 4, 2, 3, 9, 11, generator=generator, requires_grad=True)
+    blend = weighted_sum(weights, candidates)
+    expected = torch.einsum("brnhw,brnchw->bchw", weights, candidates)
+    torch.testing.assert_close(blend, expected, rtol=1e-6, atol=1e-6)
+    blend.square().sum().backward()
+    assert weights.grad is not None
+    assert candidates.grad is not None
+    grad_w, grad_c = torch.autograd.grad(expected.square().sum(), (weights, candidates))
+    torch.testing.assert_close(weights.grad, grad_w, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(candidates.grad, grad_c, rtol=1e-5, atol=1e-5)
