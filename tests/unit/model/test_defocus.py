@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from model.config import DefocusConfig
-from model.defocus import DefocusFrontEnd, radius_loss, weighted_sum
+from model.deconvolution import LAPLACIAN_TAPS
+from model.defocus import DefocusFrontEnd, laplacian, radius_loss, weighted_sum
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,3 +107,11 @@ def test_weighted_sum_is_the_per_pixel_contraction_and_carries_gradients() -> No
     grad_w, grad_c = torch.autograd.grad(expected.square().sum(), (weights, candidates))
     torch.testing.assert_close(weights.grad, grad_w, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(candidates.grad, grad_c, rtol=1e-5, atol=1e-5)
+
+
+def test_laplacian_is_the_regulariser_s_taps_with_replicated_edges() -> None:
+    image = torch.rand(2, 5, 13, 17, generator=torch.Generator().manual_seed(1))
+    taps = torch.tensor(LAPLACIAN_TAPS).view(1, 1, 3, 3)
+    padded = torch.nn.functional.pad(image.reshape(10, 1, 13, 17), (1, 1, 1, 1), mode="replicate")
+    expected = torch.nn.functional.conv2d(padded, taps).reshape(2, 5, 13, 17)
+    torch.testing.assert_close(laplacian(image), expected, rtol=0, atol=1e-6)
