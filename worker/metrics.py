@@ -54,7 +54,7 @@ PIXELS = Counter("swintormer_worker_pixels", "Pixels restored (successful jobs)"
 TILES = Counter("swintormer_worker_tiles", "Tiles restored (successful jobs)", registry=REGISTRY)
 OOM_RETRIES = Counter(
     "swintormer_worker_oom_retries",
-    "CUDA out-of-memory errors recovered by retrying with smaller tiles or batches",
+    "CUDA out-of-memory halvings of the tile batch or the tile edge (also of jobs that failed)",
     registry=REGISTRY,
 )
 MODEL_LOAD = Gauge(

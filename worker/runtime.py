@@ -12,9 +12,12 @@ of the GPU for the tile edge the job uses; it then runs that batch once, which c
 prediction (an OOM there lowers the budget) and, with `torch_compile`, compiles its shapes
 before the first job. On the CPU the automatic batch is `CPU_TILE_BATCH`.
 
-A CUDA out-of-memory error is not fatal: `restore_tiled` first splits the failing batch down
-to single tiles; if one tile still does not fit, the call starts over with half the tile edge,
-until it fits or the tiles are as small as `MIN_TILE_PX`.
+A CUDA out-of-memory error is not fatal: `restore_tiled` first halves the batch (down to single
+tiles, keeping the smaller batch for the rest of the image); if one tile still does not fit, the
+call starts over with half the tile edge, until it fits or the tiles are as small as
+`MIN_TILE_PX`. Every retry runs after the failed attempt's frames and tensors are released (and
+the CUDA cache emptied), every halving is logged and counted in `RestoreOutcome.oom_retries`,
+and the outcome reports the tile edge and batch that actually ran.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,6 +58,10 @@ CPU_TILE_BATCH = 4
 class OutOfMemoryAtMinimumError(RuntimeError):
     """CUDA ran out of memory even with one tile of `MIN_TILE_PX` per batch."""
 
+    def __init__(self, message: str, oom_retries: int) -> None:
+        super().__init__(message)
+        self.oom_retries = oom_retries  # halvings tried before giving up
+
 
 @dataclass(frozen=True)
 class RestoreRequest:
@@ -69,9 +75,9 @@ class RestoreRequest:
 @dataclass(frozen=True)
 class RestoreOutcome:
     rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
-    tiles: TileSettings  # the tiling that fitted (smaller than asked after an OOM)
+    tiles: TileSettings  # the tiling and batch that ran (smaller than asked after an OOM)
     tile_count: int
-    oom_retries: int
+    oom_retries: int  # out-of-memory errors recovered from: batch halvings + tile halvings
     inference_s: float
     # (H, W) float32 estimated defocus radius in pixels; None when the model has no front end
     radius_px: np.ndarray | None = None
@@ -80,7 +86,7 @@ class RestoreOutcome:
 def smaller_tiles(tiles: TileSettings, multiple: int) -> TileSettings | None:
     """The next tiling after an OOM that single tiles hit: half the edge (in multiples).
 
-    Batches need no halving here: `restore_tiled` already splits a batch that runs out of
+    Batches need no halving here: `restore_tiled` already halves a batch that runs out of
     memory down to single tiles before the error reaches us.
     """
     half = (tiles.tile_px // 2) // multiple * multiple
@@ -252,12 +258,6 @@ class Runtime:
         multiple = self.size_multiple
         return max(multiple, tile_px // multiple * multiple)
 
-    def _tilings(self, first: TileSettings) -> Iterator[TileSettings]:
-        tiles: TileSettings | None = replace(first, tile_px=self._edge(first.tile_px))
-        while tiles is not None:
-            yield tiles
-            tiles = smaller_tiles(tiles, self.size_multiple)
-
     def __call__(
         self, rgb: np.ndarray, request: RestoreRequest, progress: Progress | None = None
     ) -> RestoreOutcome:
@@ -279,38 +279,65 @@ class Runtime:
         image = to_tensor(rgb, self.device)  # (1, C, H, W)
         out_channels = 4 if self.estimates_blur else 3  # restored image (+ radius map)
         oom_retries = 0
-        for tiles in self._tilings(request.tiles):
-            counted = _TileCounter(progress)
+        tiles = replace(request.tiles, tile_px=self._edge(request.tiles.tile_px))
+        while True:
+            attempt = _Attempt(tiles, progress)
             start = time.perf_counter()
-            try:
-                with torch.inference_mode():
-                    restored = restore_tiled(
-                        functools.partial(self.restore_batch, request=request),
-                        image,
-                        tiles,
-                        progress=counted,
-                        out_channels=out_channels,
-                    )
-            except torch.cuda.OutOfMemoryError:
-                oom_retries += 1
-                log.warning("CUDA out of memory with %s; retrying smaller", tiles)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            return RestoreOutcome(
-                rgb=to_array(restored[:, :3]),
-                tiles=tiles,
-                tile_count=counted.total,
-                oom_retries=oom_retries,
-                inference_s=time.perf_counter() - start,
-                radius_px=radius_array(restored) if out_channels == 4 else None,
+            restored = self._attempt(image, request, attempt, out_channels)
+            oom_retries += attempt.batch_halvings
+            if restored is not None:
+                break
+            # out of memory with single tiles; the failed attempt is gone by now
+            smaller = smaller_tiles(tiles, self.size_multiple)
+            if smaller is None:
+                raise OutOfMemoryAtMinimumError(
+                    f"out of GPU memory even with one {tiles.tile_px}px tile per batch "
+                    f"after {oom_retries} retries",
+                    oom_retries,
+                )
+            oom_retries += 1
+            self._release_cached_memory()
+            log.warning(
+                "CUDA out of memory with one %dpx tile; retrying with %dpx tiles",
+                tiles.tile_px,
+                smaller.tile_px,
             )
-        raise OutOfMemoryAtMinimumError(
-            f"out of GPU memory even with one {MIN_TILE_PX}px tile per batch "
-            f"after {oom_retries} attempts"
+            tiles = smaller
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return RestoreOutcome(
+            rgb=to_array(restored[:, :3]),
+            tiles=replace(tiles, batch=attempt.batch),
+            tile_count=attempt.total,
+            oom_retries=oom_retries,
+            inference_s=time.perf_counter() - start,
+            radius_px=radius_array(restored) if out_channels == 4 else None,
         )
+
+    def _attempt(
+        self, image: Tensor, request: RestoreRequest, attempt: _Attempt, out_channels: int
+    ) -> Tensor | None:
+        """One tiled pass at `attempt.tiles`: (1, out_channels, H, W), or None on OOM.
+
+        The caller retries outside this frame, so the failed pass's tensors are freed first.
+        """
+        try:
+            with torch.inference_mode():
+                return restore_tiled(
+                    functools.partial(self.restore_batch, request=request),
+                    image,
+                    attempt.tiles,
+                    progress=attempt.progress,
+                    out_channels=out_channels,
+                    on_batch_halved=attempt.batch_halved,
+                )
+        except torch.OutOfMemoryError:
+            return None
+
+    def _release_cached_memory(self) -> None:
+        """Give the CUDA caching allocator's free blocks back before a smaller retry."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
@@ -328,14 +355,28 @@ def radius_array(stacked: Tensor) -> np.ndarray:
     return stacked[0, 3].detach().float().clamp(min=0).cpu().numpy()
 
 
-class _TileCounter:
-    """Forwards progress and remembers the tile total of the last attempt."""
+class _Attempt:
+    """One tiled pass: forwards progress, counts and logs batch halvings, keeps the tile total
+    and the batch size that ran last."""
 
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
+    def __init__(self, tiles: TileSettings, progress: Progress | None) -> None:
+        self.tiles = tiles
+        self.batch = tiles.batch
+        self.batch_halvings = 0
         self.total = 0
+        self._progress = progress
 
-    def __call__(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int) -> None:
         self.total = total
-        if self.progress is not None:
-            self.progress(done, total)
+        if self._progress is not None:
+            self._progress(done, total)
+
+    def batch_halved(self, batch: int) -> None:
+        self.batch_halvings += 1
+        log.warning(
+            "CUDA out of memory with %d %dpx tiles per batch; batches of %d from now on",
+            self.batch,
+            self.tiles.tile_px,
+            batch,
+        )
+        self.batch = batch

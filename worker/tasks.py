@@ -196,6 +196,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
     try:
         outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
     except OutOfMemoryAtMinimumError as error:
+        metrics.OOM_RETRIES.inc(error.oom_retries)
         raise JobFailedError(FailureCode.OUT_OF_MEMORY, str(error)) from error
     metrics.OOM_RETRIES.inc(outcome.oom_retries)
 

@@ -7,6 +7,8 @@ out of GPU memory. Everything around it (tiling, stitching, retries) is the real
 
 from __future__ import annotations
 
+import logging
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +34,18 @@ from worker.tile_memory import TileMemory
 
 
 class MemoryBoundRuntime(Runtime):
-    """Identity 'restorer' that runs out of memory above `budget_px` pixels per batch."""
+    """Identity 'restorer' that runs out of memory above `budget_px` pixels per batch.
+
+    A failing batch first allocates its 'activations'; `alive_at_release` records, each time
+    the runtime empties the (CUDA) cache before a retry, whether any of them was still alive.
+    """
 
     def __init__(self, budget_px: int) -> None:
         super().__init__(Settings())
         self.budget_px = budget_px
         self.batches: list[tuple[int, ...]] = []
+        self.failed: list[weakref.ref[Tensor]] = []
+        self.alive_at_release: list[bool] = []
 
     @property
     def size_multiple(self) -> int:
@@ -46,33 +54,52 @@ class MemoryBoundRuntime(Runtime):
     def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         self.batches.append(tuple(tiles.shape))
         if tiles.shape[0] * tiles.shape[2] * tiles.shape[3] > self.budget_px:
+            activations = torch.empty(tiles.shape[0], 16, tiles.shape[2], tiles.shape[3])
+            self.failed.append(weakref.ref(activations))
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return tiles[:, :3]
 
+    def _release_cached_memory(self) -> None:
+        self.alive_at_release.append(any(ref() is not None for ref in self.failed))
 
-def test_oom_retries_with_smaller_batches_then_smaller_tiles() -> None:
+
+def test_oom_retries_with_smaller_batches_then_smaller_tiles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     runtime = MemoryBoundRuntime(budget_px=2 * 128 * 128)
     rgb = np.random.default_rng(0).random((300, 260, 3), dtype=np.float32)
     request = RestoreRequest(tiles=TileSettings(tile_px=256, overlap_px=16, batch=4))
     progress: list[tuple[int, int]] = []
-    outcome = runtime(rgb, request, lambda done, total: progress.append((done, total)))
-    # 4 x 256^2 fails, restore_tiled splits it to single 256 tiles, which fail too;
-    # then 128 px tiles: batches of 4 fail, halves of 2 fit the budget
-    assert outcome.tiles == TileSettings(tile_px=128, overlap_px=16, batch=4)
-    assert outcome.oom_retries == 1
-    assert (4, 3, 256, 256) in runtime.batches
-    assert (1, 3, 256, 256) in runtime.batches
-    assert (2, 3, 128, 128) in runtime.batches
+    with caplog.at_level(logging.WARNING, logger="worker.runtime"):
+        outcome = runtime(rgb, request, lambda done, total: progress.append((done, total)))
+    # 4 x 256^2 fails, restore_tiled halves it to 2 then to single 256 tiles, which fail too
+    # (3 retries); then 128 px tiles: the batch of 4 fails, halves of 2 fit the budget (1 more)
+    assert runtime.batches[:4] == [
+        (4, 3, 256, 256),
+        (2, 3, 256, 256),
+        (1, 3, 256, 256),
+        (4, 3, 128, 128),
+    ]
+    assert set(runtime.batches[4:]) == {(2, 3, 128, 128), (1, 3, 128, 128)}  # 9 tiles
+    # what ran, not what was asked: 128 px tiles in batches of 2; every halving counted
+    assert outcome.tiles == TileSettings(tile_px=128, overlap_px=16, batch=2)
+    assert outcome.oom_retries == 4
+    assert len([r for r in caplog.records if "out of memory" in r.getMessage()]) == 4
     np.testing.assert_allclose(outcome.rgb, rgb, atol=1e-5)
     assert progress[-1][0] == progress[-1][1] == outcome.tile_count
+    # the cache was emptied once, before the smaller tiles, with the failed attempt gone
+    assert runtime.alive_at_release == [False]
 
 
 def test_oom_at_the_smallest_tiling_is_an_error() -> None:
     runtime = MemoryBoundRuntime(budget_px=10)
     request = RestoreRequest(tiles=TileSettings(tile_px=128, overlap_px=8, batch=2))
-    with pytest.raises(OutOfMemoryAtMinimumError, match="out of GPU memory"):
+    with pytest.raises(OutOfMemoryAtMinimumError, match="out of GPU memory") as raised:
         runtime(np.zeros((100, 100, 3), np.float32), request)
     assert min(shape[2] for shape in runtime.batches) >= MIN_TILE_PX
+    # one 128 px tile, then a tile halving; 64 px: 4 tiles, batch 2 -> 1, then the last failure
+    assert raised.value.oom_retries == 2
+    assert runtime.alive_at_release == [False]
 
 
 def test_smaller_tiles_halves_the_edge_in_multiples() -> None:
