@@ -65,11 +65,14 @@ class OutOfMemoryAtMinimumError(RuntimeError):
 
 @dataclass(frozen=True)
 class RestoreRequest:
-    """How to restore one image: tiling, prior steps, sampler seed."""
+    """How to restore one image: tiling, prior steps, sampler seed, input depth."""
 
     tiles: TileSettings
     prior_steps: int | None = None
     seed: int | None = None
+    # 16-bit input: run in float32 whatever the precision (bf16 output would be off by ~11 of
+    # 65535 levels on average, 250 at worst; fp16 by a few)
+    high_depth: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.device = torch.device("cpu")
+        self.precision = "fp32"  # what runs (`setup()`: the setting on CUDA, fp32 on the CPU)
         self.restorer: Restorer | None = None
         self.checkpoint: Path | None = None
         self.load_s = 0.0
@@ -123,6 +127,7 @@ class Runtime:
         start = time.perf_counter()
         self.checkpoint = resolve_checkpoint(self.settings)
         self.device = resolve_device(self.settings.device)
+        self.precision = self.settings.precision if self.device.type == "cuda" else "fp32"
         if self.settings.cpu_threads:
             torch.set_num_threads(self.settings.cpu_threads)
         self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
@@ -172,8 +177,9 @@ class Runtime:
         refuse_impossible_tiling(tiles.tile_px, tiles.overlap_px, self.size_multiple)
         refuse_impossible_prior_steps(request.prior_steps, self.limits())
 
-    def request_for(self, options: DeblurOptions) -> RestoreRequest:
-        """A job's restore request: its options over the worker's settings."""
+    def request_for(self, options: DeblurOptions, high_depth: bool = False) -> RestoreRequest:
+        """A job's restore request: its options over the worker's settings; `high_depth` for a
+        16-bit input (restored in float32)."""
         settings = self.settings
         tile_px = options.tile_px or settings.tile_px
         overlap_px = (
@@ -182,7 +188,9 @@ class Runtime:
             else settings.tile_overlap_px
         )
         tiles = TileSettings(tile_px=tile_px, overlap_px=overlap_px, batch=self.tile_batch(tile_px))
-        return RestoreRequest(tiles=tiles, prior_steps=options.prior_steps, seed=options.seed)
+        return RestoreRequest(
+            tiles=tiles, prior_steps=options.prior_steps, seed=options.seed, high_depth=high_depth
+        )
 
     def _size_tile_batches(self) -> None:
         """Fit the tile-memory line on this GPU and check it with one batch of default tiles."""
@@ -241,17 +249,15 @@ class Runtime:
         so the result does not depend on the tile batch size or on OOM batch halving.
         """
         assert self.restorer is not None, "setup() first"
-        with self._autocast():
+        with self._autocast(request):
             restoration = self.restorer.run(tiles, steps=request.prior_steps, seed=request.seed)
         if restoration.radius_px is None:
             return restoration.restored.float()
         return torch.cat([restoration.restored.float(), restoration.radius_px.float()], dim=1)
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The precision setting on CUDA; the CPU always runs float32."""
-        return autocast(
-            self.device, self.settings.precision if self.device.type == "cuda" else "fp32"
-        )
+    def _autocast(self, request: RestoreRequest) -> contextlib.AbstractContextManager[object]:
+        """The worker's precision, but float32 for a high-depth (16-bit) input."""
+        return autocast(self.device, "fp32" if request.high_depth else self.precision)
 
     def _edge(self, tile_px: int) -> int:
         """The tile edge that runs: `tile_px` rounded down to the network's input multiple."""

@@ -188,7 +188,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
     except ImageRefusedError as error:
         raise JobFailedError(FailureCode.of_upload(error.code), error.message) from error
 
-    request = context.runtime.request_for(payload.options)
+    request = context.runtime.request_for(payload.options, decoded.is_high_depth)
     try:
         context.runtime.refuse_impossible(request)
     except ValueError as error:

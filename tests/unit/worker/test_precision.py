@@ -1,0 +1,54 @@
+"""Precision in the worker: what runs in reduced precision, and what never does.
+
+CPU autocast applies the same casting rules as CUDA autocast, so a runtime on the CPU with a
+reduced precision runs the code path a CUDA worker with `SWINTORMER_PRECISION=bf16` runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.tiling import TileSettings
+from service.codec import DecodedImage
+from service.config import Settings
+from service.schemas import DeblurOptions
+from tests.factories import save_tiny_checkpoint
+from worker.runtime import RestoreRequest, Runtime
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("precision") / "t.safetensors")
+
+
+def _runtime(checkpoint: Path, **settings: object) -> Runtime:
+    runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu", **settings))  # type: ignore[arg-type]
+    runtime.setup()
+    return runtime
+
+
+def test_a_16_bit_input_runs_in_fp32_whatever_the_precision(checkpoint: Path) -> None:
+    runtime = _runtime(checkpoint)
+    rgb = np.random.default_rng(0).random((72, 90, 3), dtype=np.float32)
+    tiles = TileSettings(tile_px=64, overlap_px=16, batch=2)
+    reference = runtime(rgb, RestoreRequest(tiles=tiles, seed=1)).rgb
+    runtime.precision = "bf16"  # as a CUDA worker with SWINTORMER_PRECISION=bf16
+    eight_bit = runtime(rgb, RestoreRequest(tiles=tiles, seed=1)).rgb
+    sixteen_bit = runtime(rgb, RestoreRequest(tiles=tiles, seed=1, high_depth=True)).rgb
+    assert not np.array_equal(eight_bit, reference)  # bf16 really ran for the 8-bit input
+    np.testing.assert_array_equal(sixteen_bit, reference)
+
+
+def test_a_job_request_carries_the_input_depth() -> None:
+    runtime = Runtime(Settings())
+    assert runtime.request_for(DeblurOptions(), high_depth=True).high_depth
+    assert not runtime.request_for(DeblurOptions()).high_depth
+    blank = np.zeros((1, 1, 3), np.float32)
+    for mode, deep in (("I;16", True), ("RGB;16", True), ("RGBA;16", True), ("L", False)):
+        assert DecodedImage(blank, None, mode, None).is_high_depth is deep
+    assert not DecodedImage(blank, None, "RGB", None).is_high_depth
