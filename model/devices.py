@@ -1,9 +1,10 @@
 """Devices and precisions: a device name from a setting or a flag as a checked `torch.device`,
-and the autocast context of a precision name."""
+the autocast context of a precision name, and CUDA's TF32 switch for float32 work."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -47,3 +48,32 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let CUDA run float32 matmuls and convolutions on TF32 tensor cores (10-bit mantissa
+    products, float32 accumulation), or not.
+
+    Process-wide. Sets the flags `torch.backends.cuda.matmul.allow_tf32` and
+    `torch.backends.cudnn.allow_tf32` (torch 2.13 raises when its newer `fp32_precision` API
+    and these are mixed, and compile's own code still reads these).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def is_tf32_enabled() -> bool:
+    """Whether float32 matmuls (and convolutions) may run in TF32 on CUDA."""
+    return bool(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32)
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Float32 work in full float32 (no TF32) inside the block; the previous flags after it."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    set_tf32(False)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn

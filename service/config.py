@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         description="inference precision on GPU (16-bit inputs always run fp32: bf16 would cost"
         " ~11 of 65535 levels)",
     )
+    tf32: bool = Field(
+        default=True,
+        description="on CUDA, run float32 matmuls and convolutions on TF32 tensor cores (~2x"
+        " faster on Ampere and later; 16-bit inputs still run full fp32)",
+    )
     cpu_threads: int = Field(
         default=0,
         ge=0,

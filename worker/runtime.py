@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.devices import autocast, resolve_device
+from model.devices import autocast, full_float32, resolve_device, set_tf32
 from model.restorer import Restorer, load_restorer
 from model.tiling import Progress, TileSettings, restore_tiled
 from service.config import Settings
@@ -127,14 +127,32 @@ class Runtime:
         start = time.perf_counter()
         self.checkpoint = resolve_checkpoint(self.settings)
         self.device = resolve_device(self.settings.device)
-        self.precision = self.settings.precision if self.device.type == "cuda" else "fp32"
-        if self.settings.cpu_threads:
-            torch.set_num_threads(self.settings.cpu_threads)
+        self._configure_device()
         self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
         if self.settings.torch_compile:
             self.restorer.network.compile()
         self.load_s = time.perf_counter() - start
         log.info("loaded %s on %s in %.2fs", self.checkpoint, self.device, self.load_s)
+
+    def _configure_device(self) -> None:
+        """Precision and the process-wide torch switches for `self.device`.
+
+        CUDA: the precision setting, and TF32 for float32 work (`tf32`). CPU: float32 and the
+        thread count; TF32 and the other CUDA switches are left as they are.
+        """
+        if self.device.type == "cuda":
+            self.precision = self.settings.precision
+            set_tf32(self.settings.tf32)
+            log.info(
+                "precision %s on %s; TF32 for float32 matmuls and convolutions %s",
+                self.precision,
+                self.device,
+                "on" if self.settings.tf32 else "off (SWINTORMER_TF32=false)",
+            )
+            return
+        self.precision = "fp32"
+        if self.settings.cpu_threads:
+            torch.set_num_threads(self.settings.cpu_threads)
 
     def warmup(self) -> float:
         """Run one tile, so the first job does not pay for lazy initialisation.
@@ -249,15 +267,17 @@ class Runtime:
         so the result does not depend on the tile batch size or on OOM batch halving.
         """
         assert self.restorer is not None, "setup() first"
-        with self._autocast(request):
+        with self._precision(request):
             restoration = self.restorer.run(tiles, steps=request.prior_steps, seed=request.seed)
         if restoration.radius_px is None:
             return restoration.restored.float()
         return torch.cat([restoration.restored.float(), restoration.radius_px.float()], dim=1)
 
-    def _autocast(self, request: RestoreRequest) -> contextlib.AbstractContextManager[object]:
-        """The worker's precision, but float32 for a high-depth (16-bit) input."""
-        return autocast(self.device, "fp32" if request.high_depth else self.precision)
+    def _precision(self, request: RestoreRequest) -> contextlib.AbstractContextManager[object]:
+        """The worker's precision; full float32 (no autocast, no TF32) for a 16-bit input."""
+        if request.high_depth:
+            return full_float32() if self.device.type == "cuda" else contextlib.nullcontext()
+        return autocast(self.device, self.precision)
 
     def _edge(self, tile_px: int) -> int:
         """The tile edge that runs: `tile_px` rounded down to the network's input multiple."""

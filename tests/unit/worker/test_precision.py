@@ -6,12 +6,16 @@ reduced precision runs the code path a CUDA worker with `SWINTORMER_PRECISION=bf
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from model.devices import is_tf32_enabled, set_tf32
+from model.restorer import load_restorer
 from model.tiling import TileSettings
 from service.codec import DecodedImage
 from service.config import Settings
@@ -52,3 +56,57 @@ def test_a_job_request_carries_the_input_depth() -> None:
     for mode, deep in (("I;16", True), ("RGB;16", True), ("RGBA;16", True), ("L", False)):
         assert DecodedImage(blank, None, mode, None).is_high_depth is deep
     assert not DecodedImage(blank, None, "RGB", None).is_high_depth
+
+
+@pytest.fixture
+def tf32_flags() -> Iterator[None]:
+    """Restore torch's process-wide TF32 flags after the test."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.backends.cudnn.allow_tf32 = cudnn
+
+
+def _simulated_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`setup()` resolves a CUDA device, and the model stays on the CPU (nothing runs)."""
+    monkeypatch.setattr("worker.runtime.resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(
+        "worker.runtime.load_restorer", lambda path, device: load_restorer(path, device="cpu")
+    )
+
+
+@pytest.mark.usefixtures("tf32_flags")
+def test_tf32_is_turned_on_for_cuda_and_logged(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_tf32(False)
+    _simulated_cuda(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="worker.runtime"):
+        runtime = _runtime(checkpoint, precision="fp32")
+    assert runtime.device.type == "cuda"
+    assert torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cudnn.allow_tf32
+    assert "TF32 for float32 matmuls and convolutions on" in caplog.text
+    # a 16-bit input runs without it, and the switch comes back after the batch
+    with runtime._precision(RestoreRequest(TileSettings(), high_depth=True)):
+        assert not is_tf32_enabled()
+    assert is_tf32_enabled()
+
+
+@pytest.mark.usefixtures("tf32_flags")
+def test_tf32_stays_off_when_the_setting_says_so(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_tf32(True)
+    _simulated_cuda(monkeypatch)
+    _runtime(checkpoint, tf32=False)
+    assert not is_tf32_enabled()
+
+
+@pytest.mark.usefixtures("tf32_flags")
+@pytest.mark.parametrize("before", [False, True])
+def test_the_cpu_leaves_tf32_alone(checkpoint: Path, before: bool) -> None:
+    set_tf32(before)
+    runtime = _runtime(checkpoint, tf32=True)
+    assert runtime.device.type == "cpu"
+    assert is_tf32_enabled() is before
