@@ -4,7 +4,7 @@ the autocast context of a precision name, and CUDA's TF32 switch for float32 wor
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -16,20 +16,37 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 }
 
 
-def resolve_device(name: str) -> torch.device:
-    """`"auto"` -> the first CUDA device when there is one, else the CPU; other names as given.
+def resolve_device(
+    name: str, worker_index: int = 0, cuda_devices: Sequence[int] = ()
+) -> torch.device:
+    """A device name as a checked `torch.device`; several workers spread over the GPUs.
+
+    `"auto"` is CUDA when there is a GPU, else the CPU. `"auto"` and `"cuda"` (no index) give
+    worker `worker_index` the GPU `cuda_devices[worker_index % len(cuda_devices)]`, or
+    `cuda:(worker_index % device_count)` when the list is empty: N workers on a host with G
+    GPUs take them in turn. An explicit `"cuda:N"` (or any other name) is taken as given.
 
     Raises:
-        ValueError: the name is not a torch device, or names CUDA where none is available.
+        ValueError: the name is not a torch device, names CUDA where none is available, or
+            `cuda_devices` names a GPU this process cannot see.
     """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError as error:
         raise ValueError(f"device {name!r} is not a torch device: {error}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    count = torch.cuda.device_count()
+    requested: int | None = device.index  # None for plain "cuda"
+    if requested is None:
+        index = cuda_devices[worker_index % len(cuda_devices)] if cuda_devices else None
+        device = torch.device("cuda", worker_index % count if index is None else index)
+    if not 0 <= (device.index or 0) < count:
+        raise ValueError(f"device {device} asked for, but this process sees {count} GPU(s)")
     return device
 
 

@@ -104,7 +104,21 @@ class Settings(BaseSettings):
     checkpoint: Path | None = Field(
         default=None, description="model checkpoint; unset: the shipped default weights"
     )
-    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device: str = Field(
+        default="auto",
+        description="'auto', 'cpu', 'cuda' or 'cuda:N'; 'auto' and 'cuda' put worker i on GPU"
+        " i mod the GPU count (or on cuda_devices[i mod their count])",
+    )
+    cuda_devices: list[int] = Field(
+        default_factory=list,
+        description="GPUs (torch's indices) the workers spread over, JSON list; empty: every GPU"
+        " the process sees",
+    )
+    worker_index: int = Field(
+        default=0,
+        ge=0,
+        description="this worker's number, which picks its GPU (`serve` sets it: 0 to N-1)",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32",
         description="inference precision on GPU (16-bit inputs always run fp32: bf16 would cost"

@@ -1,7 +1,9 @@
 """`python -m worker`: load the model once, warm it up, then take deblur jobs from RQ.
 
-Run one per GPU (`SWINTORMER_DEVICE=cuda:N`). SIGTERM or Ctrl-C is a warm shutdown: the
-current job finishes, then the process exits; a second signal stops at once.
+Run one per GPU (`SWINTORMER_DEVICE=cuda:N`, or `SWINTORMER_WORKER_INDEX=i` with the device
+`auto` or `cuda`: GPU i mod the count, as `swintormer serve --workers N` does). SIGTERM or
+Ctrl-C is a warm shutdown: the current job finishes, then the process exits; a second signal
+stops at once.
 """
 
 from __future__ import annotations

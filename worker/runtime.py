@@ -126,7 +126,8 @@ class Runtime:
         """Load the checkpoint onto the device, once per process."""
         start = time.perf_counter()
         self.checkpoint = resolve_checkpoint(self.settings)
-        self.device = resolve_device(self.settings.device)
+        settings = self.settings
+        self.device = resolve_device(settings.device, settings.worker_index, settings.cuda_devices)
         self._configure_device()
         self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
         if self.settings.torch_compile:
@@ -141,6 +142,7 @@ class Runtime:
         thread count; TF32 and the other CUDA switches are left as they are.
         """
         if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # what torch puts on "the" GPU goes to this one
             self.precision = self.settings.precision
             set_tf32(self.settings.tf32)
             log.info(

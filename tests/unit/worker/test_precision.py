@@ -69,7 +69,8 @@ def tf32_flags() -> Iterator[None]:
 
 def _simulated_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     """`setup()` resolves a CUDA device, and the model stays on the CPU (nothing runs)."""
-    monkeypatch.setattr("worker.runtime.resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr("worker.runtime.resolve_device", lambda *_: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
     monkeypatch.setattr(
         "worker.runtime.load_restorer", lambda path, device: load_restorer(path, device="cpu")
     )
