@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         default=False,
         description=(
             "torch.compile the network at start-up (warm-up then takes minutes; each new tile"
-            " shape compiles once)"
+            " edge compiles once, partial batches are padded; needs a C/C++ compiler)"
         ),
     )
     png_compress_level: int = Field(

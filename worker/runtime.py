@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -125,12 +127,14 @@ class Runtime:
     def setup(self) -> None:
         """Load the checkpoint onto the device, once per process."""
         start = time.perf_counter()
-        self.checkpoint = resolve_checkpoint(self.settings)
         settings = self.settings
+        self.checkpoint = resolve_checkpoint(settings)
         self.device = resolve_device(settings.device, settings.worker_index, settings.cuda_devices)
+        if settings.torch_compile:
+            refuse_compile_without_compiler(self.device)
         self._configure_device()
         self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
-        if self.settings.torch_compile:
+        if settings.torch_compile:
             self.restorer.network.compile()
         self.load_s = time.perf_counter() - start
         log.info("loaded %s on %s in %.2fs", self.checkpoint, self.device, self.load_s)
@@ -169,7 +173,14 @@ class Runtime:
         tiles = TileSettings(tile_px=edge, overlap_px=0, batch=1)
         self(rgb, RestoreRequest(tiles=tiles, prior_steps=None, seed=0))
         if self.device.type == "cuda" and self.settings.tile_batch == 0:
-            self._size_tile_batches()
+            self._size_tile_batches()  # runs the jobs' batch shape, which compiles it
+        elif self.settings.torch_compile:  # compile the jobs' batch shape before the first job
+            assert self.restorer is not None
+            edge = self._edge(self.settings.tile_px)
+            shape = (self.tile_batch(edge), self.restorer.image_channels, edge, edge)
+            with torch.inference_mode():
+                blank = torch.zeros(shape, device=self.device)
+                self.restore_batch(blank, RestoreRequest(TileSettings(edge, 0), seed=0))
         return time.perf_counter() - start
 
     def tile_batch(self, tile_px: int) -> int:
@@ -207,7 +218,12 @@ class Runtime:
             if options.tile_overlap_px is not None
             else settings.tile_overlap_px
         )
-        tiles = TileSettings(tile_px=tile_px, overlap_px=overlap_px, batch=self.tile_batch(tile_px))
+        tiles = TileSettings(
+            tile_px=tile_px,
+            overlap_px=overlap_px,
+            batch=self.tile_batch(tile_px),
+            pad_batches=settings.torch_compile,  # one batch shape: no recompile per image
+        )
         return RestoreRequest(
             tiles=tiles, prior_steps=options.prior_steps, seed=options.seed, high_depth=high_depth
         )
@@ -366,6 +382,24 @@ class Runtime:
         """Give the CUDA caching allocator's free blocks back before a smaller retry."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def refuse_compile_without_compiler(device: torch.device) -> None:
+    """Raise ValueError when `torch.compile` would fail at the first job for want of a compiler.
+
+    Inductor builds its CPU kernels with a C++ compiler (`CXX`, else g++) and Triton its GPU
+    launchers with a C compiler (`CC`, else cc, gcc or clang), at run time.
+    """
+    if device.type == "cuda":
+        names, kind = [os.environ.get("CC", ""), "cc", "gcc", "clang"], "C compiler (cc/gcc)"
+    else:
+        names, kind = [os.environ.get("CXX", ""), "g++"], "C++ compiler (g++)"
+    if not any(name and shutil.which(name) for name in names):
+        raise ValueError(
+            f"SWINTORMER_TORCH_COMPILE=true needs a {kind} on PATH, which torch.compile runs"
+            f" to build kernels for {device.type}; install one (Dockerfile.gpu's image has"
+            " g++) or set SWINTORMER_TORCH_COMPILE=false"
+        )
 
 
 def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,71 @@ def test_torch_compile_keeps_the_output(tmp_path: Path) -> None:
         runtime.setup()
         outputs.append(runtime(rgb, request).rgb)
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+
+
+# torch's own compile stack still calls its deprecated torch.jit.script_method (torch 2.13)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # cold inductor cache: 8.5 min on the 2-core machine beside training
+def test_a_compiled_network_compiles_once_for_every_partial_batch(tmp_path: Path) -> None:
+    """Each image's last batch is partial (here 2, 1 and 3 of 3 tiles): padded up to the full
+    batch, the compiled network sees one shape and never recompiles, at the same output.
+    (Unpadded, Dynamo compiles again for the batch of 2 even after marking the batch dynamic:
+    graphs for batches 1, 3, 2.)"""
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    checkpoint = save_tiny_checkpoint(tmp_path / "t.safetensors")  # with the prior
+    settings = Settings(
+        checkpoint=checkpoint, device="cpu", tile_px=32, tile_overlap_px=8, tile_batch=3
+    )
+    compiled = Runtime(settings.model_copy(update={"torch_compile": True}))
+    compiled.setup()
+    torch._dynamo.reset()
+    counters.clear()
+    compiled.warmup()  # a 32 px tile, then the jobs' shape: 3 tiles of 32 px
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    eager = Runtime(settings)
+    eager.setup()
+    rng = np.random.default_rng(0)
+    options = DeblurOptions(seed=5)
+    for height, width in ((32, 128), (40, 56), (32, 80)):  # 5, 4 and 3 tiles of 32 px
+        rgb = rng.random((height, width, 3), dtype=np.float32)
+        outcome = compiled(rgb, compiled.request_for(options))
+        np.testing.assert_allclose(
+            outcome.rgb, eager(rgb, eager.request_for(options)).rgb, atol=1e-4
+        )
+    assert counters["stats"]["unique_graphs"] == graphs, "recompiled for a batch size"
+
+
+def test_padded_batches_leave_a_job_s_output_unchanged(tmp_path: Path) -> None:
+    """The prior draws each tile's noise from its own seeded generator, so the padding tiles
+    of a compiled worker's last batch change nothing."""
+    torch.manual_seed(0)
+    checkpoint = save_tiny_checkpoint(tmp_path / "t.safetensors")  # with the prior
+    runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu"))
+    runtime.setup()
+    rgb = np.random.default_rng(1).random((40, 128, 3), dtype=np.float32)  # 2 x 5 tiles
+    tiles = TileSettings(tile_px=32, overlap_px=8, batch=4)
+    plain = runtime(rgb, RestoreRequest(tiles, seed=3)).rgb
+    padded = runtime(rgb, RestoreRequest(replace(tiles, pad_batches=True), seed=3)).rgb
+    np.testing.assert_array_equal(padded, plain)
+    assert Runtime(Settings(torch_compile=True)).request_for(DeblurOptions()).tiles.pad_batches
+
+
+@pytest.mark.parametrize(("device", "needed"), [("cpu", r"C\+\+ compiler"), ("cuda", "C compiler")])
+def test_compile_is_refused_at_start_up_without_a_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: str, needed: str
+) -> None:
+    monkeypatch.setattr("worker.runtime.shutil.which", lambda name: None)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("worker.runtime.resolve_device", lambda *_: torch.device(device))
+    checkpoint = _tiny_checkpoint(tmp_path / "t.safetensors")
+    runtime = Runtime(Settings(checkpoint=checkpoint, torch_compile=True))
+    with pytest.raises(ValueError, match=f"TORCH_COMPILE=true needs a {needed}"):
+        runtime.setup()
 
 
 @pytest.mark.gpu
