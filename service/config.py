@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         description="inference precision on GPU (16-bit inputs always run fp32: bf16 would cost"
         " ~11 of 65535 levels)",
     )
+    cpu_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="inference precision on the CPU; auto: fp32 (bf16 autocast measured 7-13x"
+        " slower on an AVX2 CPU, docs/model.md); 16-bit inputs always run fp32",
+    )
     tf32: bool = Field(
         default=True,
         description="on CUDA, run float32 matmuls and convolutions on TF32 tensor cores (~2x"

@@ -67,7 +67,13 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     metrics.MODEL_LOAD.set(runtime.load_s)
     # the file's name only: a metrics page must not map the host's file system
     checkpoint_name = runtime.checkpoint.name if runtime.checkpoint else ""
-    metrics.MODEL_INFO.info({"checkpoint": checkpoint_name, "device": str(runtime.device)})
+    metrics.MODEL_INFO.info(
+        {
+            "checkpoint": checkpoint_name,
+            "device": str(runtime.device),
+            "precision": runtime.precision,  # the one that runs (CPU: SWINTORMER_CPU_PRECISION)
+        }
+    )
     try:
         metrics.serve(settings.worker_metrics_port, runtime.device, settings.worker_metrics_host)
     except OSError as error:

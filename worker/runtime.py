@@ -142,8 +142,9 @@ class Runtime:
     def _configure_device(self) -> None:
         """Precision and the process-wide torch switches for `self.device`.
 
-        CUDA: the precision setting, and TF32 for float32 work (`tf32`). CPU: float32 and the
-        thread count; TF32 and the other CUDA switches are left as they are.
+        CUDA: the precision setting, and TF32 for float32 work (`tf32`). CPU: the CPU precision
+        (`choose_cpu_precision`) and the thread count; TF32 and the other CUDA switches are left
+        as they are.
         """
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)  # what torch puts on "the" GPU goes to this one
@@ -156,7 +157,13 @@ class Runtime:
                 "on" if self.settings.tf32 else "off (SWINTORMER_TF32=false)",
             )
             return
-        self.precision = "fp32"
+        self.precision = choose_cpu_precision(self.settings.cpu_precision)
+        log.info(
+            "precision %s on the CPU (SWINTORMER_CPU_PRECISION=%s, CPU capability %s)",
+            self.precision,
+            self.settings.cpu_precision,
+            torch.backends.cpu.get_cpu_capability(),
+        )
         if self.settings.cpu_threads:
             torch.set_num_threads(self.settings.cpu_threads)
 
@@ -382,6 +389,23 @@ class Runtime:
         """Give the CUDA caching allocator's free blocks back before a smaller retry."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def choose_cpu_precision(setting: str) -> str:
+    """The precision a CPU worker runs: "fp32" or "bf16" as set; "auto" by measurement.
+
+    "auto" is float32 on every CPU: bench/cpu_precision.py measured bf16 autocast 7-13x slower
+    than float32 on this project's AVX2 machine, which has no native bf16 (docs/model.md has
+    the table). On a CPU with native bf16 (capability AVX512 with AVX512-BF16 or AMX) it is not
+    yet measured, so "auto" does not guess there either: run the bench and set "bf16" if it wins
+    and stays within 0.05 dB. The worker logs the choice with the CPU's capability.
+
+    Raises:
+        ValueError: an unknown setting.
+    """
+    if setting not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"cpu_precision must be auto, fp32 or bf16, not {setting!r}")
+    return "fp32" if setting == "auto" else setting
 
 
 def refuse_compile_without_compiler(device: torch.device) -> None:

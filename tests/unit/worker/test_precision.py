@@ -111,3 +111,35 @@ def test_the_cpu_leaves_tf32_alone(checkpoint: Path, before: bool) -> None:
     runtime = _runtime(checkpoint, tf32=True)
     assert runtime.device.type == "cpu"
     assert is_tf32_enabled() is before
+
+
+@pytest.mark.parametrize(
+    ("setting", "runs"), [("auto", "fp32"), ("fp32", "fp32"), ("bf16", "bf16")]
+)
+def test_the_cpu_precision_setting_is_applied_and_logged(
+    checkpoint: Path, caplog: pytest.LogCaptureFixture, setting: str, runs: str
+) -> None:
+    with caplog.at_level(logging.INFO, logger="worker.runtime"):
+        runtime = _runtime(checkpoint, cpu_precision=setting)
+    assert runtime.precision == runs
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert f"precision {runs} on the CPU (SWINTORMER_CPU_PRECISION={setting}" in caplog.text
+    assert f"CPU capability {capability})" in caplog.text
+
+
+def test_bf16_on_the_cpu_runs_under_autocast_and_keeps_the_output_close(checkpoint: Path) -> None:
+    rgb = np.random.default_rng(2).random((64, 64, 3), dtype=np.float32)
+    request = RestoreRequest(tiles=TileSettings(tile_px=64, overlap_px=0, batch=1), seed=0)
+    fp32 = _runtime(checkpoint, cpu_precision="fp32")(rgb, request).rgb
+    bf16_runtime = _runtime(checkpoint, cpu_precision="bf16")
+    dtypes: list[torch.dtype] = []
+    assert bf16_runtime.restorer is not None
+    convolution = next(
+        m for m in bf16_runtime.restorer.network.modules() if isinstance(m, torch.nn.Conv2d)
+    )
+    handle = convolution.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    bf16 = bf16_runtime(rgb, request).rgb
+    handle.remove()
+    assert set(dtypes) == {torch.bfloat16}
+    assert not np.array_equal(bf16, fp32)
+    assert np.abs(bf16 - fp32).max() < 0.05
