@@ -21,6 +21,12 @@ Memory: besides the input and the output, only the current batch of tiles and a 
 accumulator of one tile row (channels x tile x W) are held, so peak memory is flat in the image
 size.
 Accumulating in float64 makes the identity function come back bit-exact.
+
+Out of memory: a batch that raises `torch.OutOfMemoryError` is retried at half its size, down
+to single tiles, and the smaller size is kept for the rest of the image (the next batch would
+run out too). The retry runs after the `except` block has ended, so the failed attempt's
+traceback, and the tensors its frames hold, are released first (and, on CUDA, the allocator's
+cache emptied) before the smaller batch allocates.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from torch import Tensor
 from model.swintormer import pad_to_size
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles total)
+BatchHalved = Callable[[int], None]  # (the batch size from now on)
 
 
 class Blend(enum.Enum):
@@ -62,6 +69,9 @@ class TileSettings:
     overlap_px: int = 32  # minimum overlap between neighbouring tiles
     batch: int = 4  # tiles per call of the network (halved on out-of-memory)
     blend: Blend = Blend.FEATHER
+    # pad the last, partial batch up to `batch` tiles (copies of its last tile, dropped after):
+    # a compiled network then sees one batch shape per image and never recompiles for it
+    pad_batches: bool = False
 
     def __post_init__(self) -> None:
         if self.tile_px < 1 or self.batch < 1:
@@ -125,25 +135,13 @@ def _axis_weights(starts: Sequence[int], tile: int, size: int, settings: TileSet
     return weights
 
 
-def _run_batch(fn: Callable[[Tensor], Tensor], crops: Tensor) -> Tensor:
-    """fn on a batch of tiles; on out-of-memory, on halves of it (down to single tiles)."""
-    try:
-        return fn(crops)
-    except torch.OutOfMemoryError:
-        if crops.shape[0] == 1:
-            raise
-        if crops.is_cuda:
-            torch.cuda.empty_cache()
-        half = crops.shape[0] // 2
-        return torch.cat([_run_batch(fn, crops[:half]), _run_batch(fn, crops[half:])])
-
-
 def restore_tiled(
     fn: Callable[[Tensor], Tensor],
     image: Tensor,
     settings: TileSettings,
     progress: Progress | None = None,
     out_channels: int = 3,
+    on_batch_halved: BatchHalved | None = None,
 ) -> Tensor:
     """Apply `fn` tile by tile and blend the tiles back into one image.
 
@@ -154,9 +152,14 @@ def restore_tiled(
         settings: tile size, overlap, batch size and blending.
         progress: called as progress(tiles done, tiles total) after each batch.
         out_channels: channels of `fn`'s output.
+        on_batch_halved: called with the new batch size each time an out-of-memory error
+            halves it (the rest of the image then runs at that size).
 
     Returns:
         (1, out_channels, H, W), the dtype of `image`.
+
+    Raises:
+        torch.OutOfMemoryError: even a batch of one tile runs out of memory.
     """
     if image.dim() != 4 or image.shape[0] != 1:
         raise ValueError(f"expected one image (1, C, H, W), got {tuple(image.shape)}")
@@ -177,20 +180,50 @@ def restore_tiled(
     output = torch.empty(1, out_channels, H, W, dtype=image.dtype, device=image.device)
     band = torch.zeros(out_channels, tile, Wp, dtype=torch.float64, device=image.device)
     band_y0 = 0  # image row of band[:, 0]
-    for first in range(0, len(tiles), settings.batch):
-        batch = tiles[first : first + settings.batch]
-        crops = torch.cat([padded[..., t.y0 : t.y1, t.x0 : t.x1] for t in batch])
-        restored = _run_batch(fn, crops)  # (N, out_channels, t, t)
-        for box, result in zip(batch, restored, strict=True):
+    batch_size = settings.batch
+    first = 0
+    while first < len(tiles):
+        batch = tiles[first : first + batch_size]
+        restored = _try_batch(fn, padded, batch, batch_size if settings.pad_batches else 0)
+        if restored is None:  # out of memory, and the failed attempt is released by now
+            if image.is_cuda:
+                torch.cuda.empty_cache()
+            batch_size //= 2
+            if on_batch_halved is not None:
+                on_batch_halved(batch_size)
+            continue
+        for box, result in zip(batch, restored, strict=False):  # padded tiles drop out here
             if box.y0 > band_y0:  # a new tile row: the rows above it are final
                 band_y0 = _flush(band, band_y0, box.y0, output)
             weight = row_weights[box.y0][:, None] * col_weights[box.x0]  # (t, t)
             y = box.y0 - band_y0
             band[:, y : y + tile, box.x0 : box.x1] += result.double() * weight
+        del restored  # before the next batch allocates
+        first += len(batch)
         if progress is not None:
-            progress(first + len(batch), len(tiles))
+            progress(first, len(tiles))
     _flush(band, band_y0, Hp, output)
     return output
+
+
+def _try_batch(
+    fn: Callable[[Tensor], Tensor], padded: Tensor, batch: Sequence[Tile], pad_to: int
+) -> Tensor | None:
+    """fn on the crops of `batch` (padded up to `pad_to` tiles): (N, out, t, t), or None on OOM.
+
+    Returning None rather than retrying here lets the caller retry outside this frame and
+    outside the `except` block, once the failed attempt's tensors are gone. A single tile
+    that runs out of memory cannot be split: its error propagates.
+    """
+    crops = torch.cat([padded[..., t.y0 : t.y1, t.x0 : t.x1] for t in batch])  # (N, C, t, t)
+    if pad_to > len(batch):
+        crops = torch.cat([crops, crops[-1:].expand(pad_to - len(batch), *crops.shape[1:])])
+    try:
+        return fn(crops)
+    except torch.OutOfMemoryError:
+        if crops.shape[0] == 1:
+            raise
+        return None
 
 
 def _flush(band: Tensor, band_y0: int, until: int, output: Tensor) -> int:

@@ -69,6 +69,12 @@ class DecodedImage:
     mode: str  # the input's Pillow mode
     icc_profile: bytes | None
 
+    @property
+    def is_high_depth(self) -> bool:
+        """16 bits per sample: restored in float32 whatever the precision setting (bf16 keeps
+        8 significant bits, ~11 levels of 65535 on average)."""
+        return self.mode in GRAY16_MODES or self.mode in DEEP_COLOUR_MODES
+
 
 def refuse_unsupported_mode(image: Image.Image) -> None:
     """Raise `ImageRefusedError` for a Pillow mode outside `SUPPORTED_MODES`."""

@@ -104,9 +104,35 @@ class Settings(BaseSettings):
     checkpoint: Path | None = Field(
         default=None, description="model checkpoint; unset: the shipped default weights"
     )
-    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device: str = Field(
+        default="auto",
+        description="'auto', 'cpu', 'cuda' or 'cuda:N'; 'auto' and 'cuda' put worker i on GPU"
+        " i mod the GPU count (or on cuda_devices[i mod their count])",
+    )
+    cuda_devices: list[int] = Field(
+        default_factory=list,
+        description="GPUs (torch's indices) the workers spread over, JSON list; empty: every GPU"
+        " the process sees",
+    )
+    worker_index: int = Field(
+        default=0,
+        ge=0,
+        description="this worker's number, which picks its GPU (`serve` sets it: 0 to N-1)",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        default="fp32", description="inference precision on GPU (CPU always runs fp32)"
+        default="fp32",
+        description="inference precision on GPU (16-bit inputs always run fp32: bf16 would cost"
+        " ~11 of 65535 levels)",
+    )
+    cpu_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="inference precision on the CPU; auto: fp32 (bf16 autocast measured 7-13x"
+        " slower on an AVX2 CPU, docs/model.md); 16-bit inputs always run fp32",
+    )
+    tf32: bool = Field(
+        default=True,
+        description="on CUDA, run float32 matmuls and convolutions on TF32 tensor cores (~2x"
+        " faster on Ampere and later; 16-bit inputs still run full fp32)",
     )
     cpu_threads: int = Field(
         default=0,
@@ -137,7 +163,7 @@ class Settings(BaseSettings):
         default=False,
         description=(
             "torch.compile the network at start-up (warm-up then takes minutes; each new tile"
-            " shape compiles once)"
+            " edge compiles once, partial batches are padded; needs a C/C++ compiler)"
         ),
     )
     png_compress_level: int = Field(

@@ -3,7 +3,10 @@
 With no `SWINTORMER_REDIS_URL` it starts an embedded Redis-compatible server that keeps an
 append-only file in `data_dir` (a restarted service still has its queue); then N worker
 processes (`python -m worker`, each loading the model once; 0: the gateway alone, for
-deployments that run workers elsewhere) and the gateway (uvicorn) in this process.
+deployments that run workers elsewhere) and the gateway (uvicorn) in this process. Worker i
+gets `SWINTORMER_WORKER_INDEX=i`, so with `SWINTORMER_DEVICE` auto or cuda the workers take
+the GPUs in turn (GPU i mod the count, or `SWINTORMER_CUDA_DEVICES[i mod its length]`), each
+sizing its tile batch to its own GPU.
 
 Supervision. A worker that dies (killed, out of memory, crashed) is restarted, after a
 back-off that doubles from 1 s to `worker_restart_max_s` while it keeps dying soon after its
@@ -65,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=1,
-        help="worker processes, one per GPU (default 1; 0: the gateway alone)",
+        help="worker processes (default 1; 0: the gateway alone); worker i runs on GPU i mod the"
+        " GPU count, or on SWINTORMER_CUDA_DEVICES[i mod its length]",
     )
 
 
@@ -86,9 +90,13 @@ def metrics_port(settings: Settings, index: int) -> int:
     return chosen
 
 
-def worker_environment(settings: Settings, redis_url: str, port: int) -> dict[str, str]:
-    """The environment of one worker: the shared Redis and its own metrics port."""
+def worker_environment(
+    settings: Settings, redis_url: str, port: int, index: int = 0
+) -> dict[str, str]:
+    """The environment of worker `index`: the shared Redis, its own metrics port, and its number,
+    from which it picks its GPU (`SWINTORMER_DEVICE` auto or cuda: GPU index mod the count)."""
     env = dict(os.environ)
+    env["SWINTORMER_WORKER_INDEX"] = str(index)
     env["SWINTORMER_REDIS_URL"] = redis_url
     env["SWINTORMER_WORKER_METRICS_PORT"] = str(port)
     env["SWINTORMER_WORKER_METRICS_HOST"] = settings.worker_metrics_host
@@ -116,7 +124,7 @@ class WorkerSlot:
         name = f"serve-{os.getpid()}-{self.index}-{self.starts}"
         return subprocess.Popen(
             [sys.executable, "-m", "worker", "--name", name],
-            env=worker_environment(self.settings, self.redis_url, self.port),
+            env=worker_environment(self.settings, self.redis_url, self.port, self.index),
             start_new_session=True,  # Ctrl-C reaches only `serve`, which stops workers warmly
         )
 

@@ -1,7 +1,9 @@
 """`python -m worker`: load the model once, warm it up, then take deblur jobs from RQ.
 
-Run one per GPU (`SWINTORMER_DEVICE=cuda:N`). SIGTERM or Ctrl-C is a warm shutdown: the
-current job finishes, then the process exits; a second signal stops at once.
+Run one per GPU (`SWINTORMER_DEVICE=cuda:N`, or `SWINTORMER_WORKER_INDEX=i` with the device
+`auto` or `cuda`: GPU i mod the count, as `swintormer serve --workers N` does). SIGTERM or
+Ctrl-C is a warm shutdown: the current job finishes, then the process exits; a second signal
+stops at once.
 """
 
 from __future__ import annotations
@@ -65,7 +67,13 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     metrics.MODEL_LOAD.set(runtime.load_s)
     # the file's name only: a metrics page must not map the host's file system
     checkpoint_name = runtime.checkpoint.name if runtime.checkpoint else ""
-    metrics.MODEL_INFO.info({"checkpoint": checkpoint_name, "device": str(runtime.device)})
+    metrics.MODEL_INFO.info(
+        {
+            "checkpoint": checkpoint_name,
+            "device": str(runtime.device),
+            "precision": runtime.precision,  # the one that runs (CPU: SWINTORMER_CPU_PRECISION)
+        }
+    )
     try:
         metrics.serve(settings.worker_metrics_port, runtime.device, settings.worker_metrics_host)
     except OSError as error:

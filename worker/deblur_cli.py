@@ -115,7 +115,7 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
     runtime = Runtime(settings)
     try:
         runtime.setup()
-        request = runtime.request_for(options)
+        request = runtime.request_for(options, decoded.is_high_depth)
         request = replace(request, tiles=replace(request.tiles, blend=Blend(args.blend)))
     except (CheckpointError, CheckpointMissingError, ValueError) as error:
         raise DeblurError(str(error)) from error

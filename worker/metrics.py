@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from types import ModuleType
 
 import torch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
@@ -54,7 +55,7 @@ PIXELS = Counter("swintormer_worker_pixels", "Pixels restored (successful jobs)"
 TILES = Counter("swintormer_worker_tiles", "Tiles restored (successful jobs)", registry=REGISTRY)
 OOM_RETRIES = Counter(
     "swintormer_worker_oom_retries",
-    "CUDA out-of-memory errors recovered by retrying with smaller tiles or batches",
+    "CUDA out-of-memory halvings of the tile batch or the tile edge (also of jobs that failed)",
     registry=REGISTRY,
 )
 MODEL_LOAD = Gauge(
@@ -92,6 +93,7 @@ class DeviceMemoryCollector(Collector):
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self._nvml_handle: object | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         allocated = GaugeMetricFamily(
@@ -108,30 +110,60 @@ class DeviceMemoryCollector(Collector):
         yield allocated
         yield reserved
         if is_cuda:
-            yield from _nvml_memory(self.device.index or 0)
+            yield from self._nvml_memory()
+
+    def _nvml_memory(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            import pynvml  # nvidia-ml-py, present on GPU images only
+        except ImportError:
+            return
+        try:
+            if self._nvml_handle is None:
+                pynvml.nvmlInit()
+                self._nvml_handle = nvml_handle(pynvml, self.device)
+            info = pynvml.nvmlDeviceGetMemoryInfo(self._nvml_handle)
+        except pynvml.NVMLError as error:
+            log.debug("NVML unavailable: %s", error)
+            return
+        used = GaugeMetricFamily(
+            "swintormer_worker_device_memory_used_bytes",
+            "Device memory in use (NVML, all processes)",
+        )
+        total = GaugeMetricFamily(
+            "swintormer_worker_device_memory_total_bytes", "Device memory size (NVML)"
+        )
+        used.add_metric([], float(info.used))
+        total.add_metric([], float(info.total))
+        yield used
+        yield total
 
 
-def _nvml_memory(index: int) -> Iterator[GaugeMetricFamily]:
-    try:
-        import pynvml  # nvidia-ml-py, present on GPU images only
-    except ImportError:
-        return
-    try:
-        pynvml.nvmlInit()
-        info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index))
-    except pynvml.NVMLError as error:
-        log.debug("NVML unavailable: %s", error)
-        return
-    used = GaugeMetricFamily(
-        "swintormer_worker_device_memory_used_bytes", "Device memory in use (NVML, all processes)"
-    )
-    total = GaugeMetricFamily(
-        "swintormer_worker_device_memory_total_bytes", "Device memory size (NVML)"
-    )
-    used.add_metric([], float(info.used))
-    total.add_metric([], float(info.total))
-    yield used
-    yield total
+def nvml_handle(pynvml: ModuleType, device: torch.device) -> object:
+    """NVML's handle of torch's CUDA `device`, found by the device's UUID (else its PCI bus id).
+
+    Not by index: torch numbers the devices CUDA_VISIBLE_DEVICES leaves visible (and orders
+    them fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID), NVML numbers every device on the
+    host in PCI order, so `cuda:0` may well be NVML's device 3.
+
+    Raises:
+        pynvml.NVMLError: NVML knows no device with that UUID or bus id.
+    """
+    properties = torch.cuda.get_device_properties(device)
+    uuid = str(properties.uuid)
+    names = [uuid] if uuid.startswith(("GPU-", "MIG-")) else [f"GPU-{uuid}", f"MIG-{uuid}"]
+    missing: Exception | None = None
+    for name in names:
+        try:
+            return pynvml.nvmlDeviceGetHandleByUUID(name)
+        except pynvml.NVMLError as error:
+            missing = error
+    # torch's stubs do not list the PCI fields its CUDA builds have
+    pci = [getattr(properties, f"pci_{part}_id", None) for part in ("domain", "bus", "device")]
+    if None in pci:
+        assert missing is not None
+        raise missing
+    domain, bus, slot = pci
+    return pynvml.nvmlDeviceGetHandleByPciBusId(f"{domain:08X}:{bus:02X}:{slot:02X}.0")
 
 
 def reset_job_peak(device: torch.device) -> None:

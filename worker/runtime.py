@@ -12,9 +12,12 @@ of the GPU for the tile edge the job uses; it then runs that batch once, which c
 prediction (an OOM there lowers the budget) and, with `torch_compile`, compiles its shapes
 before the first job. On the CPU the automatic batch is `CPU_TILE_BATCH`.
 
-A CUDA out-of-memory error is not fatal: `restore_tiled` first splits the failing batch down
-to single tiles; if one tile still does not fit, the call starts over with half the tile edge,
-until it fits or the tiles are as small as `MIN_TILE_PX`.
+A CUDA out-of-memory error is not fatal: `restore_tiled` first halves the batch (down to single
+tiles, keeping the smaller batch for the rest of the image); if one tile still does not fit, the
+call starts over with half the tile edge, until it fits or the tiles are as small as
+`MIN_TILE_PX`. Every retry runs after the failed attempt's frames and tensors are released (and
+the CUDA cache emptied), every halving is logged and counted in `RestoreOutcome.oom_retries`,
+and the outcome reports the tile edge and batch that actually ran.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
+import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.devices import autocast, resolve_device
+from model.devices import autocast, full_float32, resolve_device, set_tf32
 from model.restorer import Restorer, load_restorer
 from model.tiling import Progress, TileSettings, restore_tiled
 from service.config import Settings
@@ -56,22 +60,29 @@ CPU_TILE_BATCH = 4
 class OutOfMemoryAtMinimumError(RuntimeError):
     """CUDA ran out of memory even with one tile of `MIN_TILE_PX` per batch."""
 
+    def __init__(self, message: str, oom_retries: int) -> None:
+        super().__init__(message)
+        self.oom_retries = oom_retries  # halvings tried before giving up
+
 
 @dataclass(frozen=True)
 class RestoreRequest:
-    """How to restore one image: tiling, prior steps, sampler seed."""
+    """How to restore one image: tiling, prior steps, sampler seed, input depth."""
 
     tiles: TileSettings
     prior_steps: int | None = None
     seed: int | None = None
+    # 16-bit input: run in float32 whatever the precision (bf16 output would be off by ~11 of
+    # 65535 levels on average, 250 at worst; fp16 by a few)
+    high_depth: bool = False
 
 
 @dataclass(frozen=True)
 class RestoreOutcome:
     rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
-    tiles: TileSettings  # the tiling that fitted (smaller than asked after an OOM)
+    tiles: TileSettings  # the tiling and batch that ran (smaller than asked after an OOM)
     tile_count: int
-    oom_retries: int
+    oom_retries: int  # out-of-memory errors recovered from: batch halvings + tile halvings
     inference_s: float
     # (H, W) float32 estimated defocus radius in pixels; None when the model has no front end
     radius_px: np.ndarray | None = None
@@ -80,7 +91,7 @@ class RestoreOutcome:
 def smaller_tiles(tiles: TileSettings, multiple: int) -> TileSettings | None:
     """The next tiling after an OOM that single tiles hit: half the edge (in multiples).
 
-    Batches need no halving here: `restore_tiled` already splits a batch that runs out of
+    Batches need no halving here: `restore_tiled` already halves a batch that runs out of
     memory down to single tiles before the error reaches us.
     """
     half = (tiles.tile_px // 2) // multiple * multiple
@@ -95,6 +106,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.device = torch.device("cpu")
+        self.precision = "fp32"  # what runs (`setup()`: the setting on CUDA, fp32 on the CPU)
         self.restorer: Restorer | None = None
         self.checkpoint: Path | None = None
         self.load_s = 0.0
@@ -115,15 +127,45 @@ class Runtime:
     def setup(self) -> None:
         """Load the checkpoint onto the device, once per process."""
         start = time.perf_counter()
-        self.checkpoint = resolve_checkpoint(self.settings)
-        self.device = resolve_device(self.settings.device)
-        if self.settings.cpu_threads:
-            torch.set_num_threads(self.settings.cpu_threads)
+        settings = self.settings
+        self.checkpoint = resolve_checkpoint(settings)
+        self.device = resolve_device(settings.device, settings.worker_index, settings.cuda_devices)
+        if settings.torch_compile:
+            refuse_compile_without_compiler(self.device)
+        self._configure_device()
         self.restorer = load_restorer(self.checkpoint, device=self.device).eval()
-        if self.settings.torch_compile:
+        if settings.torch_compile:
             self.restorer.network.compile()
         self.load_s = time.perf_counter() - start
         log.info("loaded %s on %s in %.2fs", self.checkpoint, self.device, self.load_s)
+
+    def _configure_device(self) -> None:
+        """Precision and the process-wide torch switches for `self.device`.
+
+        CUDA: the precision setting, and TF32 for float32 work (`tf32`). CPU: the CPU precision
+        (`choose_cpu_precision`) and the thread count; TF32 and the other CUDA switches are left
+        as they are.
+        """
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # what torch puts on "the" GPU goes to this one
+            self.precision = self.settings.precision
+            set_tf32(self.settings.tf32)
+            log.info(
+                "precision %s on %s; TF32 for float32 matmuls and convolutions %s",
+                self.precision,
+                self.device,
+                "on" if self.settings.tf32 else "off (SWINTORMER_TF32=false)",
+            )
+            return
+        self.precision = choose_cpu_precision(self.settings.cpu_precision)
+        log.info(
+            "precision %s on the CPU (SWINTORMER_CPU_PRECISION=%s, CPU capability %s)",
+            self.precision,
+            self.settings.cpu_precision,
+            torch.backends.cpu.get_cpu_capability(),
+        )
+        if self.settings.cpu_threads:
+            torch.set_num_threads(self.settings.cpu_threads)
 
     def warmup(self) -> float:
         """Run one tile, so the first job does not pay for lazy initialisation.
@@ -138,7 +180,14 @@ class Runtime:
         tiles = TileSettings(tile_px=edge, overlap_px=0, batch=1)
         self(rgb, RestoreRequest(tiles=tiles, prior_steps=None, seed=0))
         if self.device.type == "cuda" and self.settings.tile_batch == 0:
-            self._size_tile_batches()
+            self._size_tile_batches()  # runs the jobs' batch shape, which compiles it
+        elif self.settings.torch_compile:  # compile the jobs' batch shape before the first job
+            assert self.restorer is not None
+            edge = self._edge(self.settings.tile_px)
+            shape = (self.tile_batch(edge), self.restorer.image_channels, edge, edge)
+            with torch.inference_mode():
+                blank = torch.zeros(shape, device=self.device)
+                self.restore_batch(blank, RestoreRequest(TileSettings(edge, 0), seed=0))
         return time.perf_counter() - start
 
     def tile_batch(self, tile_px: int) -> int:
@@ -166,8 +215,9 @@ class Runtime:
         refuse_impossible_tiling(tiles.tile_px, tiles.overlap_px, self.size_multiple)
         refuse_impossible_prior_steps(request.prior_steps, self.limits())
 
-    def request_for(self, options: DeblurOptions) -> RestoreRequest:
-        """A job's restore request: its options over the worker's settings."""
+    def request_for(self, options: DeblurOptions, high_depth: bool = False) -> RestoreRequest:
+        """A job's restore request: its options over the worker's settings; `high_depth` for a
+        16-bit input (restored in float32)."""
         settings = self.settings
         tile_px = options.tile_px or settings.tile_px
         overlap_px = (
@@ -175,8 +225,15 @@ class Runtime:
             if options.tile_overlap_px is not None
             else settings.tile_overlap_px
         )
-        tiles = TileSettings(tile_px=tile_px, overlap_px=overlap_px, batch=self.tile_batch(tile_px))
-        return RestoreRequest(tiles=tiles, prior_steps=options.prior_steps, seed=options.seed)
+        tiles = TileSettings(
+            tile_px=tile_px,
+            overlap_px=overlap_px,
+            batch=self.tile_batch(tile_px),
+            pad_batches=settings.torch_compile,  # one batch shape: no recompile per image
+        )
+        return RestoreRequest(
+            tiles=tiles, prior_steps=options.prior_steps, seed=options.seed, high_depth=high_depth
+        )
 
     def _size_tile_batches(self) -> None:
         """Fit the tile-memory line on this GPU and check it with one batch of default tiles."""
@@ -235,28 +292,22 @@ class Runtime:
         so the result does not depend on the tile batch size or on OOM batch halving.
         """
         assert self.restorer is not None, "setup() first"
-        with self._autocast():
+        with self._precision(request):
             restoration = self.restorer.run(tiles, steps=request.prior_steps, seed=request.seed)
         if restoration.radius_px is None:
             return restoration.restored.float()
         return torch.cat([restoration.restored.float(), restoration.radius_px.float()], dim=1)
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The precision setting on CUDA; the CPU always runs float32."""
-        return autocast(
-            self.device, self.settings.precision if self.device.type == "cuda" else "fp32"
-        )
+    def _precision(self, request: RestoreRequest) -> contextlib.AbstractContextManager[object]:
+        """The worker's precision; full float32 (no autocast, no TF32) for a 16-bit input."""
+        if request.high_depth:
+            return full_float32() if self.device.type == "cuda" else contextlib.nullcontext()
+        return autocast(self.device, self.precision)
 
     def _edge(self, tile_px: int) -> int:
         """The tile edge that runs: `tile_px` rounded down to the network's input multiple."""
         multiple = self.size_multiple
         return max(multiple, tile_px // multiple * multiple)
-
-    def _tilings(self, first: TileSettings) -> Iterator[TileSettings]:
-        tiles: TileSettings | None = replace(first, tile_px=self._edge(first.tile_px))
-        while tiles is not None:
-            yield tiles
-            tiles = smaller_tiles(tiles, self.size_multiple)
 
     def __call__(
         self, rgb: np.ndarray, request: RestoreRequest, progress: Progress | None = None
@@ -279,37 +330,99 @@ class Runtime:
         image = to_tensor(rgb, self.device)  # (1, C, H, W)
         out_channels = 4 if self.estimates_blur else 3  # restored image (+ radius map)
         oom_retries = 0
-        for tiles in self._tilings(request.tiles):
-            counted = _TileCounter(progress)
+        tiles = replace(request.tiles, tile_px=self._edge(request.tiles.tile_px))
+        while True:
+            attempt = _Attempt(tiles, progress)
             start = time.perf_counter()
-            try:
-                with torch.inference_mode():
-                    restored = restore_tiled(
-                        functools.partial(self.restore_batch, request=request),
-                        image,
-                        tiles,
-                        progress=counted,
-                        out_channels=out_channels,
-                    )
-            except torch.cuda.OutOfMemoryError:
-                oom_retries += 1
-                log.warning("CUDA out of memory with %s; retrying smaller", tiles)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            return RestoreOutcome(
-                rgb=to_array(restored[:, :3]),
-                tiles=tiles,
-                tile_count=counted.total,
-                oom_retries=oom_retries,
-                inference_s=time.perf_counter() - start,
-                radius_px=radius_array(restored) if out_channels == 4 else None,
+            restored = self._attempt(image, request, attempt, out_channels)
+            oom_retries += attempt.batch_halvings
+            if restored is not None:
+                break
+            # out of memory with single tiles; the failed attempt is gone by now
+            smaller = smaller_tiles(tiles, self.size_multiple)
+            if smaller is None:
+                raise OutOfMemoryAtMinimumError(
+                    f"out of GPU memory even with one {tiles.tile_px}px tile per batch "
+                    f"after {oom_retries} retries",
+                    oom_retries,
+                )
+            oom_retries += 1
+            self._release_cached_memory()
+            log.warning(
+                "CUDA out of memory with one %dpx tile; retrying with %dpx tiles",
+                tiles.tile_px,
+                smaller.tile_px,
             )
-        raise OutOfMemoryAtMinimumError(
-            f"out of GPU memory even with one {MIN_TILE_PX}px tile per batch "
-            f"after {oom_retries} attempts"
+            tiles = smaller
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return RestoreOutcome(
+            rgb=to_array(restored[:, :3]),
+            tiles=replace(tiles, batch=attempt.batch),
+            tile_count=attempt.total,
+            oom_retries=oom_retries,
+            inference_s=time.perf_counter() - start,
+            radius_px=radius_array(restored) if out_channels == 4 else None,
+        )
+
+    def _attempt(
+        self, image: Tensor, request: RestoreRequest, attempt: _Attempt, out_channels: int
+    ) -> Tensor | None:
+        """One tiled pass at `attempt.tiles`: (1, out_channels, H, W), or None on OOM.
+
+        The caller retries outside this frame, so the failed pass's tensors are freed first.
+        """
+        try:
+            with torch.inference_mode():
+                return restore_tiled(
+                    functools.partial(self.restore_batch, request=request),
+                    image,
+                    attempt.tiles,
+                    progress=attempt.progress,
+                    out_channels=out_channels,
+                    on_batch_halved=attempt.batch_halved,
+                )
+        except torch.OutOfMemoryError:
+            return None
+
+    def _release_cached_memory(self) -> None:
+        """Give the CUDA caching allocator's free blocks back before a smaller retry."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def choose_cpu_precision(setting: str) -> str:
+    """The precision a CPU worker runs: "fp32" or "bf16" as set; "auto" by measurement.
+
+    "auto" is float32 on every CPU: bench/cpu_precision.py measured bf16 autocast 7-13x slower
+    than float32 on this project's AVX2 machine, which has no native bf16 (docs/model.md has
+    the table). On a CPU with native bf16 (capability AVX512 with AVX512-BF16 or AMX) it is not
+    yet measured, so "auto" does not guess there either: run the bench and set "bf16" if it wins
+    and stays within 0.05 dB. The worker logs the choice with the CPU's capability.
+
+    Raises:
+        ValueError: an unknown setting.
+    """
+    if setting not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"cpu_precision must be auto, fp32 or bf16, not {setting!r}")
+    return "fp32" if setting == "auto" else setting
+
+
+def refuse_compile_without_compiler(device: torch.device) -> None:
+    """Raise ValueError when `torch.compile` would fail at the first job for want of a compiler.
+
+    Inductor builds its CPU kernels with a C++ compiler (`CXX`, else g++) and Triton its GPU
+    launchers with a C compiler (`CC`, else cc, gcc or clang), at run time.
+    """
+    if device.type == "cuda":
+        names, kind = [os.environ.get("CC", ""), "cc", "gcc", "clang"], "C compiler (cc/gcc)"
+    else:
+        names, kind = [os.environ.get("CXX", ""), "g++"], "C++ compiler (g++)"
+    if not any(name and shutil.which(name) for name in names):
+        raise ValueError(
+            f"SWINTORMER_TORCH_COMPILE=true needs a {kind} on PATH, which torch.compile runs"
+            f" to build kernels for {device.type}; install one (Dockerfile.gpu's image has"
+            " g++) or set SWINTORMER_TORCH_COMPILE=false"
         )
 
 
@@ -328,14 +441,28 @@ def radius_array(stacked: Tensor) -> np.ndarray:
     return stacked[0, 3].detach().float().clamp(min=0).cpu().numpy()
 
 
-class _TileCounter:
-    """Forwards progress and remembers the tile total of the last attempt."""
+class _Attempt:
+    """One tiled pass: forwards progress, counts and logs batch halvings, keeps the tile total
+    and the batch size that ran last."""
 
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
+    def __init__(self, tiles: TileSettings, progress: Progress | None) -> None:
+        self.tiles = tiles
+        self.batch = tiles.batch
+        self.batch_halvings = 0
         self.total = 0
+        self._progress = progress
 
-    def __call__(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int) -> None:
         self.total = total
-        if self.progress is not None:
-            self.progress(done, total)
+        if self._progress is not None:
+            self._progress(done, total)
+
+    def batch_halved(self, batch: int) -> None:
+        self.batch_halvings += 1
+        log.warning(
+            "CUDA out of memory with %d %dpx tiles per batch; batches of %d from now on",
+            self.batch,
+            self.tiles.tile_px,
+            batch,
+        )
+        self.batch = batch

@@ -188,7 +188,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
     except ImageRefusedError as error:
         raise JobFailedError(FailureCode.of_upload(error.code), error.message) from error
 
-    request = context.runtime.request_for(payload.options)
+    request = context.runtime.request_for(payload.options, decoded.is_high_depth)
     try:
         context.runtime.refuse_impossible(request)
     except ValueError as error:
@@ -196,6 +196,7 @@ def _run(job: Job, payload: JobPayload, context: WorkerContext) -> dict[str, Any
     try:
         outcome = context.runtime(decoded.rgb, request, _ProgressReporter(job, storage))
     except OutOfMemoryAtMinimumError as error:
+        metrics.OOM_RETRIES.inc(error.oom_retries)
         raise JobFailedError(FailureCode.OUT_OF_MEMORY, str(error)) from error
     metrics.OOM_RETRIES.inc(outcome.oom_retries)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import weakref
 
 import pytest
 import torch
@@ -121,15 +122,58 @@ def test_out_of_memory_halves_the_batch() -> None:
         return tiles * 2
 
     image = torch.rand(1, 3, 100, 100)
-    restored = restore_tiled(small_memory, image, TileSettings(64, 16, batch=4))
+    halved: list[int] = []
+    restored = restore_tiled(
+        small_memory, image, TileSettings(64, 16, batch=4), on_batch_halved=halved.append
+    )
     assert torch.equal(restored, image * 2)
-    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+    # 4 tiles: the batch of 4 fails, then 2; single tiles fit, and the rest of the image keeps
+    # them (a second batch of 2 would run out again)
+    assert sizes == [4, 2, 1, 1, 1, 1]
+    assert halved == [2, 1]
 
     def no_memory(tiles: Tensor) -> Tensor:
         raise torch.OutOfMemoryError("nothing fits")
 
     with pytest.raises(torch.OutOfMemoryError):
         restore_tiled(no_memory, image, TileSettings(64, 16))
+
+
+def test_out_of_memory_retry_runs_once_the_failed_attempt_is_released() -> None:
+    """The smaller batch must not run while the failed one's tensors are still alive (on CUDA
+    they would hold the memory the retry needs): no retry from inside the `except` block."""
+    failed: list[weakref.ref[Tensor]] = []
+    alive_at_retry: list[bool] = []
+
+    def small_memory(tiles: Tensor) -> Tensor:
+        if failed:
+            alive_at_retry.append(failed[-1]() is not None)
+        if tiles.shape[0] > 2:
+            activations = torch.empty(tiles.shape[0], 64, 64, 64)  # what the failed pass held
+            failed.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("pretend the device is full")
+        return tiles
+
+    restore_tiled(small_memory, torch.rand(1, 3, 100, 150), TileSettings(64, 16, batch=4))
+    assert len(failed) == 1
+    assert alive_at_retry
+    assert not any(alive_at_retry)
+
+
+def test_padded_batches_keep_one_shape_and_the_output() -> None:
+    shapes: list[tuple[int, ...]] = []
+
+    def scaled(tiles: Tensor) -> Tensor:
+        shapes.append(tuple(tiles.shape))
+        return tiles * torch.arange(1, tiles.shape[1] + 1)[:, None, None]
+
+    image = torch.rand(1, 3, 100, 150)  # 6 tiles: batches of 4 and 2
+    plain = restore_tiled(scaled, image, TileSettings(64, 16, batch=4))
+    assert shapes == [(4, 3, 64, 64), (2, 3, 64, 64)]
+    shapes.clear()
+    padded = restore_tiled(scaled, image, TileSettings(64, 16, batch=4, pad_batches=True))
+    assert shapes == [(4, 3, 64, 64), (4, 3, 64, 64)]
+    assert torch.equal(padded, plain)
 
 
 def test_one_image_at_a_time() -> None:

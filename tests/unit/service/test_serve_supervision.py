@@ -118,3 +118,18 @@ def test_worker_metrics_default_to_loopback_and_move_off_a_taken_port(
     assert env["SWINTORMER_WORKER_METRICS_PORT"] == str(chosen)
     free = free_port()
     assert serve_cli.metrics_port(Settings(worker_metrics_port=free), 0) == free
+
+
+def test_each_worker_gets_its_number_so_they_spread_over_the_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environments: list[dict[str, str]] = []
+
+    def popen(command: list[str], env: dict[str, str], **_: object) -> FakeProcess:
+        environments.append(env)
+        return FakeProcess(None)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    settings = Settings(redis_url="redis://x", worker_metrics_port=0)
+    serve_cli.WorkerGroup(settings, "redis://x", 3)
+    assert [env["SWINTORMER_WORKER_INDEX"] for env in environments] == ["0", "1", "2"]

@@ -7,6 +7,9 @@ out of GPU memory. Everything around it (tiling, stitching, retries) is the real
 
 from __future__ import annotations
 
+import logging
+import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +35,18 @@ from worker.tile_memory import TileMemory
 
 
 class MemoryBoundRuntime(Runtime):
-    """Identity 'restorer' that runs out of memory above `budget_px` pixels per batch."""
+    """Identity 'restorer' that runs out of memory above `budget_px` pixels per batch.
+
+    A failing batch first allocates its 'activations'; `alive_at_release` records, each time
+    the runtime empties the (CUDA) cache before a retry, whether any of them was still alive.
+    """
 
     def __init__(self, budget_px: int) -> None:
         super().__init__(Settings())
         self.budget_px = budget_px
         self.batches: list[tuple[int, ...]] = []
+        self.failed: list[weakref.ref[Tensor]] = []
+        self.alive_at_release: list[bool] = []
 
     @property
     def size_multiple(self) -> int:
@@ -46,33 +55,52 @@ class MemoryBoundRuntime(Runtime):
     def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         self.batches.append(tuple(tiles.shape))
         if tiles.shape[0] * tiles.shape[2] * tiles.shape[3] > self.budget_px:
+            activations = torch.empty(tiles.shape[0], 16, tiles.shape[2], tiles.shape[3])
+            self.failed.append(weakref.ref(activations))
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return tiles[:, :3]
 
+    def _release_cached_memory(self) -> None:
+        self.alive_at_release.append(any(ref() is not None for ref in self.failed))
 
-def test_oom_retries_with_smaller_batches_then_smaller_tiles() -> None:
+
+def test_oom_retries_with_smaller_batches_then_smaller_tiles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     runtime = MemoryBoundRuntime(budget_px=2 * 128 * 128)
     rgb = np.random.default_rng(0).random((300, 260, 3), dtype=np.float32)
     request = RestoreRequest(tiles=TileSettings(tile_px=256, overlap_px=16, batch=4))
     progress: list[tuple[int, int]] = []
-    outcome = runtime(rgb, request, lambda done, total: progress.append((done, total)))
-    # 4 x 256^2 fails, restore_tiled splits it to single 256 tiles, which fail too;
-    # then 128 px tiles: batches of 4 fail, halves of 2 fit the budget
-    assert outcome.tiles == TileSettings(tile_px=128, overlap_px=16, batch=4)
-    assert outcome.oom_retries == 1
-    assert (4, 3, 256, 256) in runtime.batches
-    assert (1, 3, 256, 256) in runtime.batches
-    assert (2, 3, 128, 128) in runtime.batches
+    with caplog.at_level(logging.WARNING, logger="worker.runtime"):
+        outcome = runtime(rgb, request, lambda done, total: progress.append((done, total)))
+    # 4 x 256^2 fails, restore_tiled halves it to 2 then to single 256 tiles, which fail too
+    # (3 retries); then 128 px tiles: the batch of 4 fails, halves of 2 fit the budget (1 more)
+    assert runtime.batches[:4] == [
+        (4, 3, 256, 256),
+        (2, 3, 256, 256),
+        (1, 3, 256, 256),
+        (4, 3, 128, 128),
+    ]
+    assert set(runtime.batches[4:]) == {(2, 3, 128, 128), (1, 3, 128, 128)}  # 9 tiles
+    # what ran, not what was asked: 128 px tiles in batches of 2; every halving counted
+    assert outcome.tiles == TileSettings(tile_px=128, overlap_px=16, batch=2)
+    assert outcome.oom_retries == 4
+    assert len([r for r in caplog.records if "out of memory" in r.getMessage()]) == 4
     np.testing.assert_allclose(outcome.rgb, rgb, atol=1e-5)
     assert progress[-1][0] == progress[-1][1] == outcome.tile_count
+    # the cache was emptied once, before the smaller tiles, with the failed attempt gone
+    assert runtime.alive_at_release == [False]
 
 
 def test_oom_at_the_smallest_tiling_is_an_error() -> None:
     runtime = MemoryBoundRuntime(budget_px=10)
     request = RestoreRequest(tiles=TileSettings(tile_px=128, overlap_px=8, batch=2))
-    with pytest.raises(OutOfMemoryAtMinimumError, match="out of GPU memory"):
+    with pytest.raises(OutOfMemoryAtMinimumError, match="out of GPU memory") as raised:
         runtime(np.zeros((100, 100, 3), np.float32), request)
     assert min(shape[2] for shape in runtime.batches) >= MIN_TILE_PX
+    # one 128 px tile, then a tile halving; 64 px: 4 tiles, batch 2 -> 1, then the last failure
+    assert raised.value.oom_retries == 2
+    assert runtime.alive_at_release == [False]
 
 
 def test_smaller_tiles_halves_the_edge_in_multiples() -> None:
@@ -182,6 +210,71 @@ def test_torch_compile_keeps_the_output(tmp_path: Path) -> None:
         runtime.setup()
         outputs.append(runtime(rgb, request).rgb)
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+
+
+# torch's own compile stack still calls its deprecated torch.jit.script_method (torch 2.13)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # cold inductor cache: 8.5 min on the 2-core machine beside training
+def test_a_compiled_network_compiles_once_for_every_partial_batch(tmp_path: Path) -> None:
+    """Each image's last batch is partial (here 2, 1 and 3 of 3 tiles): padded up to the full
+    batch, the compiled network sees one shape and never recompiles, at the same output.
+    (Unpadded, Dynamo compiles again for the batch of 2 even after marking the batch dynamic:
+    graphs for batches 1, 3, 2.)"""
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    checkpoint = save_tiny_checkpoint(tmp_path / "t.safetensors")  # with the prior
+    settings = Settings(
+        checkpoint=checkpoint, device="cpu", tile_px=32, tile_overlap_px=8, tile_batch=3
+    )
+    compiled = Runtime(settings.model_copy(update={"torch_compile": True}))
+    compiled.setup()
+    torch._dynamo.reset()
+    counters.clear()
+    compiled.warmup()  # a 32 px tile, then the jobs' shape: 3 tiles of 32 px
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    eager = Runtime(settings)
+    eager.setup()
+    rng = np.random.default_rng(0)
+    options = DeblurOptions(seed=5)
+    for height, width in ((32, 128), (40, 56), (32, 80)):  # 5, 4 and 3 tiles of 32 px
+        rgb = rng.random((height, width, 3), dtype=np.float32)
+        outcome = compiled(rgb, compiled.request_for(options))
+        np.testing.assert_allclose(
+            outcome.rgb, eager(rgb, eager.request_for(options)).rgb, atol=1e-4
+        )
+    assert counters["stats"]["unique_graphs"] == graphs, "recompiled for a batch size"
+
+
+def test_padded_batches_leave_a_job_s_output_unchanged(tmp_path: Path) -> None:
+    """The prior draws each tile's noise from its own seeded generator, so the padding tiles
+    of a compiled worker's last batch change nothing."""
+    torch.manual_seed(0)
+    checkpoint = save_tiny_checkpoint(tmp_path / "t.safetensors")  # with the prior
+    runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu"))
+    runtime.setup()
+    rgb = np.random.default_rng(1).random((40, 128, 3), dtype=np.float32)  # 2 x 5 tiles
+    tiles = TileSettings(tile_px=32, overlap_px=8, batch=4)
+    plain = runtime(rgb, RestoreRequest(tiles, seed=3)).rgb
+    padded = runtime(rgb, RestoreRequest(replace(tiles, pad_batches=True), seed=3)).rgb
+    np.testing.assert_array_equal(padded, plain)
+    assert Runtime(Settings(torch_compile=True)).request_for(DeblurOptions()).tiles.pad_batches
+
+
+@pytest.mark.parametrize(("device", "needed"), [("cpu", r"C\+\+ compiler"), ("cuda", "C compiler")])
+def test_compile_is_refused_at_start_up_without_a_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: str, needed: str
+) -> None:
+    monkeypatch.setattr("worker.runtime.shutil.which", lambda name: None)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("worker.runtime.resolve_device", lambda *_: torch.device(device))
+    checkpoint = _tiny_checkpoint(tmp_path / "t.safetensors")
+    runtime = Runtime(Settings(checkpoint=checkpoint, torch_compile=True))
+    with pytest.raises(ValueError, match=f"TORCH_COMPILE=true needs a {needed}"):
+        runtime.setup()
 
 
 @pytest.mark.gpu
