@@ -214,20 +214,29 @@ class DefocusFrontEnd(nn.Module):
             "radii", torch.tensor(config.radii_px).view(1, -1, 1, 1), persistent=False
         )  # (1, R, 1, 1)
 
-    def forward(self, blurry: Tensor, radius_px: Tensor | None = None) -> FrontEndOutput:
+    def forward(
+        self, blurry: Tensor, radius_px: Tensor | None = None, use_map: Tensor | None = None
+    ) -> FrontEndOutput:
         """Estimate the blur and blend the bank's candidates by it.
 
         Args:
             blurry: (B, 3, H, W) in [0, 1].
             radius_px: optional known radius map (B, 1, H, W) that replaces the estimated
                 radius weights (the "true map" ablation); the regularisation stays estimated.
+            use_map: (B,) bool, which images take `radius_px` (None: all of them); the others
+                keep the estimate. Training feeds some images the blend a perfect estimator
+                would give, so the network learns to trust a correct blend.
         """
         candidates = self.bank(blurry)  # (B, R, N, 3, H, W), float32
         with torch.autocast(blurry.device.type, enabled=False):
             radius_logits, balance_logits = self.estimator(blurry.float(), candidates)
             radius_weights = radius_logits.softmax(dim=1)  # (B, R, H, W)
             if radius_px is not None:
-                radius_weights = self.soft_labels(radius_px)
+                labels = self.soft_labels(radius_px)
+                if use_map is None:
+                    radius_weights = labels
+                else:
+                    radius_weights = torch.where(use_map.view(-1, 1, 1, 1), labels, radius_weights)
             balance_weights = balance_logits.softmax(dim=1)  # (B, N, H, W)
             weights = radius_weights[:, :, None] * balance_weights[:, None]  # (B, R, N, H, W)
             blend = weighted_sum(weights, candidates)

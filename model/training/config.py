@@ -92,6 +92,9 @@ class StagesSection:
 
     front_end_steps: int = 0  # stage 0: the blur estimator alone (needs model.use_defocus)
     radius_weight: float = 0.05  # weight of the estimator's radius cross-entropy (stages 0, 1)
+    # share of each batch's images blended by the true radius map in stages 1 and 2 (the rest by
+    # the estimate), so the network learns to trust a correct blend; needs model.use_defocus
+    true_map_fraction: float = 0.0
     stage1_steps: int = 1000  # network + teacher prior encoder (or the plain network), L1;
     # 0 (a fine-tune with a prior only) continues stage 2 of the `model.init_from` model
     stage2_steps: int = 200  # LQ prior encoder + denoiser, decoder fine-tuned; 0 skips stage 2
@@ -307,6 +310,12 @@ def _validate(config: TrainConfig) -> None:
         problems.append(f"run.amp must be 'bf16', 'fp16' or 'off', got {config.run.amp!r}")
     if not config.model.use_prior and config.stages.stage2_steps:
         problems.append("stages.stage2_steps must be 0 when model.use_prior is false")
+    if not 0.0 <= config.stages.true_map_fraction <= 1.0:
+        problems.append(
+            f"stages.true_map_fraction must be in [0, 1], got {config.stages.true_map_fraction}"
+        )
+    if config.stages.true_map_fraction and not config.model.use_defocus:
+        problems.append("stages.true_map_fraction must be 0 when model.use_defocus is false")
     if config.stages.front_end_steps and not config.model.use_defocus:
         problems.append("stages.front_end_steps must be 0 when model.use_defocus is false")
     prior_fine_tune = config.model.use_prior and config.stages.stage2_steps > 0

@@ -115,9 +115,30 @@ def stage1_parameters(model: Restorer) -> list[nn.Parameter]:
     return _trainable(model.network, teacher, estimator)
 
 
-def stage1_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losses:
+def training_front(
+    model: Restorer, batch: Batch, true_map_fraction: float
+) -> FrontEndOutput | None:
+    """The front end's output for a training batch, where a share of the images is blended by
+    the true radius map instead of the estimate.
+
+    A network trained only on estimated blends learns to distrust them (it pulls its output back
+    towards the blurry input), and then undoes a correct blend too; fed the true-map blend for a
+    share of the images, it learns what a correct blend looks like. The first
+    round(`true_map_fraction` x B) images of the batch take the map (the batch's order is random).
+    Without a front end, a map or a share, this is `model.front`.
+    """
+    if model.defocus is None or batch.radius_px is None or true_map_fraction <= 0:
+        return model.front(batch.blurry)
+    count = round(true_map_fraction * batch.blurry.shape[0])
+    use_map = torch.arange(batch.blurry.shape[0], device=batch.blurry.device) < count  # (B,)
+    return model.defocus(batch.blurry, batch.radius_px, use_map)
+
+
+def stage1_loss(
+    model: Restorer, batch: Batch, radius_weight: float, true_map_fraction: float = 0.0
+) -> Losses:
     """Stage-1 forward: restore with the teacher's latent (or plainly, without a prior)."""
-    front = model.front(batch.blurry)
+    front = training_front(model, batch, true_map_fraction)
     image_in = model.network_input(batch.blurry, front)
     cond = None if model.prior is None else _teacher_latent(model, image_in, batch.sharp)
     restored = model.network(image_in, cond=cond)
@@ -148,17 +169,25 @@ def stage2_parameters(model: Restorer, fine_tune_decoder: bool = True) -> list[n
     return trainable
 
 
-def stage2_loss(model: Restorer, batch: Batch, generator: torch.Generator | None = None) -> Losses:
+def stage2_loss(
+    model: Restorer,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    true_map_fraction: float = 0.0,
+) -> Losses:
     """Stage-2 forward: the whole reverse chain from q(z_T | z_gt), then restore with hat z_0.
 
     Args:
         model: a Restorer with a prior (front end, teacher and encoder frozen).
         batch: the pairs.
         generator: noise source of the chain; None = torch's global generator.
+        true_map_fraction: share of the images blended by the true radius map
+            (`training_front`).
     """
     assert model.prior is not None
     with torch.no_grad():
-        image_in = model.network_input(batch.blurry, model.front(batch.blurry))
+        front = training_front(model, batch, true_map_fraction)
+        image_in = model.network_input(batch.blurry, front)
         z_gt = _teacher_latent(model, image_in, batch.sharp)
     z0_hat = model.prior.reconstruct(model.network.pad(image_in), z_gt, generator)
     restored = model.network(image_in, cond=z0_hat)

@@ -161,16 +161,21 @@ def _output(
 
 
 def _stage2_output(
-    model: Restorer, batch: Batch, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    losses = stage_fns.stage2_loss(model, batch, generator)
-    return losses.total, losses.restored
+    true_map_fraction: float,
+) -> Callable[[Restorer, Batch, torch.Generator], tuple[Tensor, Tensor]]:
+    """Stage 2's loss in `fit`'s (loss, output) form."""
+
+    def run(model: Restorer, batch: Batch, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        losses = stage_fns.stage2_loss(model, batch, generator, true_map_fraction)
+        return losses.total, losses.restored
+
+    return run
 
 
 def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
     """The stages `config` asks for (see `model.training.stages`)."""
     optim, stages = config.optim, config.stages
-    weight = stages.radius_weight
+    weight, true_map = stages.radius_weight, stages.true_map_fraction
     result: list[Stage[Restorer]] = []
     if stages.front_end_steps:
         result.append(
@@ -192,7 +197,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 stages.stage1_steps,
                 optim.lr,
                 stage_fns.stage1_parameters,
-                _output(lambda m, b: stage_fns.stage1_loss(m, b, weight)),
+                _output(lambda m, b: stage_fns.stage1_loss(m, b, weight, true_map)),
                 stage_fns.teacher_restore if with_prior else stage_fns.deployed_restore,
                 deployable=not with_prior,
             )
@@ -205,7 +210,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 stages.stage2_steps,
                 optim.stage2_lr,
                 lambda m: stage_fns.stage2_parameters(m, fine_tune),
-                _stage2_output,
+                _stage2_output(true_map),
                 stage_fns.deployed_restore,
                 deployable=True,
             )

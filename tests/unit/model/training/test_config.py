@@ -61,6 +61,8 @@ def test_int_is_accepted_for_float(tmp_path: Path) -> None:
         ),
         ("[data]\nuniform_blur_fraction = 2.0\n", r"uniform_blur_fraction must be in \[0, 1\]"),
         ("[data]\nmax_radius_px = 4.0\n", r"max_radius_median_px <= data\.max_radius_px"),
+        ("[stages]\ntrue_map_fraction = 1.5\n", r"true_map_fraction must be in \[0, 1\]"),
+        ("[stages]\ntrue_map_fraction = 0.5\n", r"true_map_fraction must be 0 when"),
         ("[optim\n", "not valid TOML"),
     ],
 )
@@ -91,7 +93,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_train_config(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("name", ["tiny", "lite", "base"])
+@pytest.mark.parametrize("name", sorted(path.stem for path in CONFIGS.glob("*.toml")))
 def test_shipped_configs_load(name: str) -> None:
     config = load_train_config(CONFIGS / f"{name}.toml")
     assert TrainConfig.from_dict(config.to_dict()) == config

@@ -21,6 +21,7 @@ from model.training.stages import (
     stage1_parameters,
     stage2_loss,
     stage2_parameters,
+    training_front,
 )
 
 PRIOR = PriorConfig(latent_channels=4, encoder_width=4, denoiser_width=8, denoiser_blocks=1)
@@ -204,3 +205,47 @@ def test_front_end_radius_loss_falls_on_one_batch() -> None:
 
     losses = _losses_until_halved(step)
     assert losses[-1] <= losses[0] / 2, f"radius CE went {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+def test_a_share_of_the_batch_is_blended_by_the_true_radius_map() -> None:
+    torch.manual_seed(0)
+    model = _model(defocus=True).eval()
+    assert model.defocus is not None
+    one = _batch()
+    batch = Batch(
+        torch.cat([one.blurry, one.blurry.flip(-1)]),
+        torch.cat([one.sharp, one.sharp.flip(-1)]),
+        torch.cat([torch.full_like(one.radius_px, 1.0), torch.full_like(one.radius_px, 3.0)]),
+    )
+    with torch.no_grad():
+        mixed = training_front(model, batch, 0.5)
+        estimated = model.front(batch.blurry)
+        true_map = model.defocus(batch.blurry, batch.radius_px)
+    assert mixed is not None
+    assert estimated is not None
+    # image 0 takes the map (its blend and radius), image 1 keeps the estimate
+    torch.testing.assert_close(mixed.blend[:1], true_map.blend[:1])
+    torch.testing.assert_close(mixed.radius_px[:1], torch.full_like(mixed.radius_px[:1], 1.0))
+    torch.testing.assert_close(mixed.blend[1:], estimated.blend[1:])
+    assert not torch.allclose(mixed.blend[:1], estimated.blend[:1])
+    # the estimator's scores are its own for every image (its loss still sees the whole batch)
+    torch.testing.assert_close(mixed.radius_logits, estimated.radius_logits)
+    with torch.no_grad():
+        none = training_front(model, batch, 0.0)
+        no_map = training_front(model, Batch(batch.blurry, batch.sharp, None), 1.0)
+    assert none is not None
+    assert no_map is not None
+    torch.testing.assert_close(none.blend, estimated.blend)
+    torch.testing.assert_close(no_map.blend, estimated.blend)
+
+
+def test_stage_losses_run_with_true_map_blends() -> None:
+    torch.manual_seed(0)
+    model = _model(defocus=True)
+    params = stage1_parameters(model)
+    losses = stage1_loss(model, _batch(), RADIUS_WEIGHT, true_map_fraction=1.0)
+    losses.total.backward()
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params)
+    stage2_parameters(model)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.isfinite(stage2_loss(model, _batch(), generator, true_map_fraction=1.0).total)
