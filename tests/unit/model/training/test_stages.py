@@ -212,10 +212,11 @@ def test_a_share_of_the_batch_is_blended_by_the_true_radius_map() -> None:
     model = _model(defocus=True).eval()
     assert model.defocus is not None
     one = _batch()
+    radius = torch.ones(1, 1, 32, 32)
     batch = Batch(
         torch.cat([one.blurry, one.blurry.flip(-1)]),
         torch.cat([one.sharp, one.sharp.flip(-1)]),
-        torch.cat([torch.full_like(one.radius_px, 1.0), torch.full_like(one.radius_px, 3.0)]),
+        torch.cat([radius, 3 * radius]),
     )
     with torch.no_grad():
         mixed = training_front(model, batch, 0.5)
