@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -246,11 +247,12 @@ class MixedAttention(nn.Module):
         bias = self.position_bias()  # (heads, N, N)
         grid = (H // window, W // window)
         step = windows.shape[0] if x.is_cuda else max(1, CPU_CHUNK_TOKENS // window**2)
-        chunks = [
-            self._attend(windows[first : first + step], first, grid, bias)
-            for first in range(0, windows.shape[0], step)
-        ]
-        out = window_reverse(torch.cat(chunks) if len(chunks) > 1 else chunks[0], window, H, W)
+        attended = chunked(
+            lambda first, stop: self._attend(windows[first:stop], first, grid, bias),
+            windows.shape[0],
+            step,
+        )  # (B*nW, N, C)
+        out = window_reverse(attended, window, H, W)
         if shift:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         return out
@@ -342,6 +344,25 @@ def _norm(x: Tensor, dim: int) -> Tensor:
     return torch.linalg.vector_norm(x, dim=dim, keepdim=True).clamp_min(NORM_EPS)
 
 
+def chunked(compute: Callable[[int, int], Tensor], total: int, step: int) -> Tensor:
+    """`compute(first, stop)` over [0, total) in steps of `step`, stacked along dim 0.
+
+    Each chunk is copied into the result while it is still in the CPU's caches; concatenating
+    the chunks at the end re-read them all from memory and cost about a quarter of the `lite`
+    network's CPU time (profile, one thread). The result takes the first chunk's dtype (bf16
+    under autocast).
+    """
+    first_chunk = compute(0, min(step, total))
+    if first_chunk.shape[0] == total:
+        return first_chunk
+    result = first_chunk.new_empty((total, *first_chunk.shape[1:]))
+    result[: first_chunk.shape[0]] = first_chunk
+    for first in range(step, total, step):
+        stop = min(first + step, total)
+        result[first:stop] = compute(first, stop)
+    return result
+
+
 class GatedFeedForward(nn.Module):
     """1x1 conv to two halves of width int(factor * C), their product, 1x1 conv back to C."""
 
@@ -356,9 +377,10 @@ class GatedFeedForward(nn.Module):
         if x.is_cuda or x.shape[:-1].numel() <= CPU_CHUNK_TOKENS:
             return self._gated(x)
         tokens = x.reshape(-1, x.shape[-1])  # (T, C)
-        return torch.cat([self._gated(chunk) for chunk in tokens.split(CPU_CHUNK_TOKENS)]).view(
-            x.shape
-        )
+        gated = chunked(
+            lambda first, stop: self._gated(tokens[first:stop]), tokens.shape[0], CPU_CHUNK_TOKENS
+        )  # (T, C)
+        return gated.view(x.shape)
 
     def _gated(self, x: Tensor) -> Tensor:
         gate, value = self.project_in(x).chunk(2, dim=-1)

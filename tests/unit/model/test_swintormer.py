@@ -191,10 +191,23 @@ def test_chunked_attention_equals_one_pass(heads: int, monkeypatch: pytest.Monke
 
 def test_chunked_feed_forward_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     ffn = layers.GatedFeedForward(8, 2.66, bias=True)
-    tokens = torch.randn(2, 9, 7, 8)
+    tokens = torch.randn(2, 9, 7, 8, requires_grad=True)
     whole = ffn(tokens)
+    (whole_grad,) = torch.autograd.grad(whole.square().sum(), tokens)
     monkeypatch.setattr(layers, "CPU_CHUNK_TOKENS", 10)
-    torch.testing.assert_close(ffn(tokens), whole, atol=1e-6, rtol=0)
+    chunked = ffn(tokens)
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    # training on the CPU runs the chunks too: gradients pass the per-chunk copies
+    (chunked_grad,) = torch.autograd.grad(chunked.square().sum(), tokens)
+    torch.testing.assert_close(chunked_grad, whole_grad, atol=1e-5, rtol=0)
+
+
+def test_chunked_stacks_in_order_in_the_first_chunk_s_dtype() -> None:
+    rows = torch.arange(10.0).view(10, 1).to(torch.bfloat16)
+    stacked = layers.chunked(lambda first, stop: rows[first:stop] * 2, 10, 3)
+    assert stacked.dtype == torch.bfloat16
+    torch.testing.assert_close(stacked, rows * 2)
+    assert layers.chunked(lambda first, stop: rows[first:stop], 10, 16).shape == (10, 1)
 
 
 def test_masked_windows_of_a_chunk() -> None:
