@@ -347,10 +347,10 @@ def _norm(x: Tensor, dim: int) -> Tensor:
 def chunked(compute: Callable[[int, int], Tensor], total: int, step: int) -> Tensor:
     """`compute(first, stop)` over [0, total) in steps of `step`, stacked along dim 0.
 
-    Each chunk is copied into the result while it is still in the CPU's caches; concatenating
-    the chunks at the end re-read them all from memory and cost about a quarter of the `lite`
-    network's CPU time (profile, one thread). The result takes the first chunk's dtype (bf16
-    under autocast).
+    Each chunk is copied into the result while it is still in the CPU's caches, where
+    concatenating the chunks at the end re-read them all from memory (`torch.cat` showed as
+    ~23 % of the `lite` network's CPU profile, ~7 % after; end to end 2-8 % faster on one
+    thread). The result takes the first chunk's dtype (bf16 under autocast).
     """
     first_chunk = compute(0, min(step, total))
     if first_chunk.shape[0] == total:
