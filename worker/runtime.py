@@ -182,12 +182,8 @@ class Runtime:
         if self.device.type == "cuda" and self.settings.tile_batch == 0:
             self._size_tile_batches()  # runs the jobs' batch shape, which compiles it
         elif self.settings.torch_compile:  # compile the jobs' batch shape before the first job
-            assert self.restorer is not None
             edge = self._edge(self.settings.tile_px)
-            shape = (self.tile_batch(edge), self.restorer.image_channels, edge, edge)
-            with torch.inference_mode():
-                blank = torch.zeros(shape, device=self.device)
-                self.restore_batch(blank, RestoreRequest(TileSettings(edge, 0), seed=0))
+            self._restore_blank(self.tile_batch(edge), edge)
         return time.perf_counter() - start
 
     def tile_batch(self, tile_px: int) -> int:
@@ -272,15 +268,20 @@ class Runtime:
 
     def _peak_bytes(self, batch: int, edge: int) -> int:
         """Peak CUDA memory allocated while restoring `batch` blank tiles of `edge` pixels."""
-        assert self.restorer is not None, "setup() first"
-        channels = self.restorer.image_channels
-        tiles = torch.zeros(batch, channels, edge, edge, device=self.device)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
-        with torch.inference_mode():
-            self.restore_batch(tiles, RestoreRequest(tiles=TileSettings(edge, 0, batch), seed=0))
+        self._restore_blank(batch, edge)
         torch.cuda.synchronize(self.device)
         return int(torch.cuda.max_memory_allocated(self.device))
+
+    def _restore_blank(self, batch: int, edge: int) -> None:
+        """Restore `batch` blank tiles of `edge` pixels: the shape a job's batches will have."""
+        assert self.restorer is not None, "setup() first"
+        with torch.inference_mode():
+            tiles = torch.zeros(
+                batch, self.restorer.image_channels, edge, edge, device=self.device
+            )  # (N, C, t, t)
+            self.restore_batch(tiles, RestoreRequest(tiles=TileSettings(edge, 0, batch), seed=0))
 
     def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior.

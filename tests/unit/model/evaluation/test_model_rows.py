@@ -176,15 +176,30 @@ def test_estimated_radius_is_tiled_like_the_deployed_path() -> None:
     assert float(radius.max()) <= 4.5
 
 
+def _defocus_eval_args(tmp_path: Path, *extra: str) -> list[str]:
+    """`swintormer eval` arguments for a small front-end checkpoint saved in `tmp_path`: one
+    photo, 64 px crops and tiles, the report written to `tmp_path`."""
+    checkpoint = tmp_path / "d.safetensors"
+    save_restorer(checkpoint, _defocus_restorer())
+    small = ["--crop-px", "64", "--tile-px", "64", "--overlap-px", "16"]
+    return [
+        "eval",
+        *extra,
+        "--checkpoint",
+        str(checkpoint),
+        "--limit",
+        "1",
+        *small,
+        "--out",
+        str(tmp_path),
+    ]
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_eval_cli_layered_set_with_a_front_end_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    checkpoint = tmp_path / "d.safetensors"
-    save_restorer(checkpoint, _defocus_restorer())
-    args = ["eval", "--set", "layered", "--checkpoint", str(checkpoint), "--limit", "1"]
-    args += ["--crop-px", "64", "--tile-px", "64", "--overlap-px", "16", "--out", str(tmp_path)]
-    assert main(args) == 0
+    assert main(_defocus_eval_args(tmp_path, "--set", "layered")) == 0
     out = capsys.readouterr().out
     assert "layered σ=0" in out
     assert "Wiener, best single radius per image (oracle)" in out
@@ -197,11 +212,7 @@ def test_eval_cli_layered_set_with_a_front_end_checkpoint(
 def test_eval_cli_estimator_only_prints_the_radius_errors_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    checkpoint = tmp_path / "d.safetensors"
-    save_restorer(checkpoint, _defocus_restorer())
-    args = ["eval", "--checkpoint", str(checkpoint), "--limit", "1", "--estimator-only"]
-    args += ["--crop-px", "64", "--tile-px", "64", "--overlap-px", "16", "--out", str(tmp_path)]
-    assert main(args) == 0
+    assert main(_defocus_eval_args(tmp_path, "--estimator-only")) == 0
     out = capsys.readouterr().out
     assert out.startswith("Blur estimator against the true radius map")
     assert "Wiener" not in out  # no restoration rows, no baselines
