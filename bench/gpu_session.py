@@ -1,17 +1,20 @@
 """One command for a lent GPU: the GPU check, then a defocus fine-tune sized to the time left.
 
-    python -m bench.gpu_session OUT [--total-s 570] [--packed-cache DIR] [--check-s 200]
+    python -m bench.gpu_session OUT [--total-s 575] [--check-s 300] [--probe-s 30]
+        [--packed-cache DIR] [--device cuda] [--quick] [--train-set KEY=VALUE ...]
 
 A GPU is lent here for minutes at a time, once, for one prepared command. This runs, under one
 deadline: (1) `bench.jpeg_cache unpack` when `--packed-cache` is given and `data/cache` is
-missing; (2) `bench.gpu_check` (its table to OUT/gpu_check.md, JSON to OUT/gpu_check.json), whose
-training probe measures the fine-tune's steps/s on this GPU, and `bench.fused_attention` (its
-table appended to the same file); (3) `swintormer train --config
+missing; (2) `bench.gpu_check` (its table to OUT/gpu_check.md, JSON to OUT/gpu_check.json),
+whose training probe measures the fine-tune's steps/s on this GPU, and `bench.fused_attention`
+(its table appended to the same file); (3) `swintormer train --config
 configs/lite_defocus_gpu.toml` with both stages' step counts set from that rate so that stage 2,
-the learning-rate decays and the validations end before the deadline (`run.max_wall_s` stops it
-in any case; a probe that failed under bf16 autocast switches training to float32). The
-checkpoints it writes (best, last) and every log land in OUT: at most eight files, as the
-device tool brings back. Each step runs under `timeout`, so one that hangs costs only its share.
+the learning-rate decays and the validations end before the deadline (`run.max_wall_s` stops
+it in any case; a probe that failed under bf16 autocast switches training to float32). The
+checkpoints it writes (best, last; as shipped, in float16) and every log land in OUT: at most
+eight files, as the device tool brings back. Each step runs under a time limit, so one that
+hangs costs only its share. `--device cpu --quick` with small `--train-set` sizes is a smoke
+test of the whole sequence on a CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ STARTUP_S = 35.0  # model, photos and data workers before the first training ste
 STAGE1_SHARE = 0.7  # of the training seconds; stage 2 gets the rest less validations
 STAGE2_SPEEDUP = 1.2  # stage 2 (prior + decoder) steps run faster than stage 1's (CPU: 1.3)
 FALLBACK_STEPS_PER_S = 3.0  # when the probe measured nothing
+SHIP = "import sys; from model.training.train import ship; ship(sys.argv[1], sys.argv[2])"
 
 
 class Session:
@@ -61,6 +65,9 @@ class Session:
                 ).returncode
             except subprocess.TimeoutExpired:
                 code = 124
+            except OSError as error:  # not installed here (nvidia-smi on a CPU machine)
+                err.write(f"{error}\n")
+                code = 127
         self.log(f"exit {code}")
         return code
 
@@ -88,12 +95,13 @@ def stage_steps(steps_per_s: float, train_s: float) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the logs, table and checkpoints")
-    parser.add_argument("--total-s", type=float, default=570.0, help="deadline for everything")
-    parser.add_argument("--check-s", type=float, default=200.0, help="time for the GPU check")
-    parser.add_argument("--probe-s", type=float, default=40.0, help="training probe inside it")
+    parser.add_argument("--total-s", type=float, default=575.0, help="deadline for everything")
+    parser.add_argument("--check-s", type=float, default=300.0, help="time for the GPU check")
+    parser.add_argument("--probe-s", type=float, default=30.0, help="training probe inside it")
     parser.add_argument("--packed-cache", type=Path, help="bench.jpeg_cache pack output")
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--device", default="cuda", help="cpu: a smoke test of this script")
+    parser.add_argument("--quick", action="store_true", help="the check's --quick sizes")
     parser.add_argument(
         "--train-set",
         action="append",
@@ -121,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             *(py, "-m", "bench.gpu_check", "--device", args.device),
             *("--budget-s", str(int(args.check_s - 15)), "--json", str(check_json)),
             *("--train-config", TRAIN_CONFIG, "--train-probe-s", str(int(args.probe_s))),
+            *(["--quick"] if args.quick else []),
+            *(part for o in args.train_set for part in ("--train-set", o)),
         ],
         args.check_s,
         args.out / "gpu_check.md",
@@ -158,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         args.out / "train.log",
     )
     for name in ("best.safetensors", "last.safetensors"):
-        if (TRAIN_OUT / name).is_file():
-            shutil.copyfile(TRAIN_OUT / name, args.out / name)
+        if (TRAIN_OUT / name).is_file():  # as shipped (float16): 15 MB, under the 16 MiB a file
+            session.run(
+                [py, "-c", SHIP, str(TRAIN_OUT / name), str(args.out / name)],
+                60,
+                args.out / "session.log",
+            )
     session.log("done")
     return 0
 

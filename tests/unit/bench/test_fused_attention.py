@@ -1,4 +1,4 @@
-"""The fused-attention comparison: the shapes it times are the network's, and it prints a row each."""
+"""The fused-attention comparison times the network's shapes and prints a row per level."""
 
 from __future__ import annotations
 
