@@ -322,3 +322,33 @@ def ship(source: str | Path, destination: str | Path) -> None:
     provenance = dict(read_checkpoint(source).metadata.get("provenance", {}))
     provenance |= {"weights_dtype": "float16", "shipped_from": Path(source).name}
     save_restorer(destination, load_restorer(source).half(), provenance=provenance)
+
+
+def with_estimator(
+    source: str | Path, estimator_source: str | Path, destination: str | Path
+) -> None:
+    """Copy `source` with the blur estimator of `estimator_source` in place of its own.
+
+    Stage 0 trains the estimator alone and stage 1 trains the network beside an estimator of its
+    own; this puts an estimator trained in one run in front of a network trained in another (the
+    network sees the new estimator's blends only from then on: evaluate before shipping). The
+    provenance is `source`'s plus `"estimator_from"`: the other file's name and provenance.
+
+    Raises:
+        ValueError: either model has no defocus front end, or their front ends differ.
+    """
+    model, donor = load_restorer(source), load_restorer(estimator_source)
+    if model.defocus is None or donor.defocus is None:
+        raise ValueError("both checkpoints need the defocus front end")
+    if model.config.defocus != donor.config.defocus:
+        raise ValueError(
+            f"front ends differ: {model.config.defocus} (model) vs {donor.config.defocus}"
+        )
+    model.defocus.estimator.load_state_dict(donor.defocus.estimator.state_dict())
+    provenance = dict(read_checkpoint(source).metadata.get("provenance", {}))
+    donor_provenance = read_checkpoint(estimator_source).metadata.get("provenance", {})
+    provenance["estimator_from"] = {
+        "file": Path(estimator_source).name,
+        "provenance": donor_provenance,
+    }
+    save_restorer(destination, model, provenance=provenance)

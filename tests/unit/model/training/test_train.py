@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from model.checkpoint import read_checkpoint
-from model.restorer import build_restorer, load_restorer
+from model.config import model_preset
+from model.restorer import build_restorer, load_restorer, save_restorer
 from model.training.config import TrainConfig, TrainConfigError, load_train_config
 from model.training.train import (
     adopt_without_front_end,
@@ -17,6 +18,7 @@ from model.training.train import (
     model_config,
     ship,
     train,
+    with_estimator,
 )
 from swintormer.cli import main
 
@@ -258,3 +260,31 @@ def test_init_from_a_model_without_the_front_end_adopts_its_weights(tmp_path: Pa
     )
     with pytest.raises(TrainConfigError, match=r"prior\.latent_channels: 8 vs 4"):
         initial_restorer(other)
+
+
+def test_with_estimator_swaps_the_estimator_and_keeps_everything_else(tmp_path: Path) -> None:
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        path = tmp_path / f"seed{seed}.safetensors"
+        save_restorer(path, build_restorer(model_preset("tiny-defocus")), {"run": seed})
+        paths.append(path)
+    with_estimator(paths[0], paths[1], tmp_path / "combined.safetensors")
+    first, second = load_restorer(paths[0]).state_dict(), load_restorer(paths[1]).state_dict()
+    combined = load_restorer(tmp_path / "combined.safetensors").state_dict()
+    for key, value in combined.items():
+        expected = second[key] if key.startswith("defocus.estimator.") else first[key]
+        assert torch.equal(value, expected), key
+    assert any(not torch.equal(first[k], second[k]) for k in first if "estimator" in k)
+    provenance = read_checkpoint(tmp_path / "combined.safetensors").metadata["provenance"]
+    assert provenance["run"] == 1
+    assert provenance["estimator_from"] == {"file": "seed2.safetensors", "provenance": {"run": 2}}
+
+
+def test_with_estimator_needs_a_front_end_on_both_sides(tmp_path: Path) -> None:
+    save_restorer(tmp_path / "plain.safetensors", build_restorer(model_preset("tiny")))
+    save_restorer(tmp_path / "front.safetensors", build_restorer(model_preset("tiny-defocus")))
+    with pytest.raises(ValueError, match="defocus front end"):
+        with_estimator(
+            tmp_path / "plain.safetensors", tmp_path / "front.safetensors", tmp_path / "x"
+        )
