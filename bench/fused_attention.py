@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench.gpu_speed import sync
 from model.config import preset
 from model.layers import attend_softmax_one
 
@@ -33,12 +34,10 @@ def _time_ms(fn: Callable[[], Tensor], device: torch.device, repeats: int) -> fl
     """Median wall time of `fn` in milliseconds after one warm-up, synchronised on CUDA."""
     times = []
     for index in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         start = time.perf_counter()
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         if index:
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)

@@ -74,6 +74,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bench.gpu_speed import sync
 from model.checkpoint import network_from_state_dict
 from model.config import model_preset, preset
 from model.data.degrade import convolve
@@ -258,11 +259,6 @@ class CheckTimeout(BaseException):
     """A check ran past its hard stop (BaseException: no `except Exception` swallows it)."""
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _psnr_db(image: Tensor, reference: Tensor) -> float:
     """PSNR of `image` against `reference`, both clamped to [0, 1]."""
     mse = (image.clamp(0, 1) - reference.clamp(0, 1)).double().pow(2).mean().item()
@@ -317,19 +313,18 @@ def restore_image(
     The precision context wraps each batch's model call, not the stitching, as in the worker;
     each tile's prior noise comes from its own generator seeded 0.
     """
-    out_channels = 3 if restorer.defocus is None else 4
 
     def restore_batch(batch: Tensor) -> Tensor:
         with precision():
-            restoration = restorer.run(batch, seed=0)
-        restored = restoration.restored.float()
-        if restoration.radius_px is None:
-            return restored
-        return torch.cat([restored, restoration.radius_px.float()], dim=1)
+            return restorer.run(batch, seed=0).stacked()
 
     with torch.inference_mode():
         return restore_tiled(
-            restore_batch, image, tiles, out_channels=out_channels, on_batch_halved=on_batch_halved
+            restore_batch,
+            image,
+            tiles,
+            out_channels=restorer.stacked_channels,
+            on_batch_halved=on_batch_halved,
         )
 
 
@@ -409,7 +404,7 @@ def check_parity(ctx: Context) -> Iterator[Row]:
             set_tf32(tf32)
         with torch.enable_grad() if autograd else torch.inference_mode():
             restored = network.train(autograd)(blurry).detach()
-        _sync(ctx.device)
+        sync(ctx.device)
         error = _max_abs(restored, expected)
         passed = tf32 or error <= PARITY_TOLERANCE
         note = "informational" if tf32 else f"tolerance {PARITY_TOLERANCE:g}"
@@ -439,7 +434,7 @@ def check_precision(ctx: Context) -> Iterator[Row]:
         _set_precision_flags(ctx.device, "fp32")
         start = time.perf_counter()
         reference = restore_image(restorer, blurry, tiles, contextlib.nullcontext)[:, :3]
-        _sync(ctx.device)
+        sync(ctx.device)
         reference_s = time.perf_counter() - start
         reference_psnr = _psnr_db(reference, sharp)
         yield Row(
@@ -482,7 +477,7 @@ def _precision_row(
     restored = restore_image(
         restorer, blurry, ctx.sizes.tiles, _precision_context(ctx.device, mode)
     )
-    _sync(ctx.device)
+    sync(ctx.device)
     seconds = time.perf_counter() - start
     restored = restored[:, :3]
     delta = _psnr_db(restored, sharp) - _psnr_db(reference, sharp)
@@ -607,7 +602,7 @@ def check_train_probe(ctx: Context) -> Iterator[Row]:
         _reset_peak(ctx.device)
         start = time.perf_counter()
         result = train(config, should_stop=should_stop, log=lines.append)
-        _sync(ctx.device)
+        sync(ctx.device)
         seconds = time.perf_counter() - start
     steps = len(step_ends)
     if steps >= 2:
@@ -706,10 +701,10 @@ def _throughput_row(
         for _ in range(ctx.sizes.throughput_repeats + 1):
             if times and ctx.left_s() < times[-1] * 1.2:
                 break
-            _sync(ctx.device)
+            sync(ctx.device)
             start = time.perf_counter()
             restore_tiled(lambda t: fn(t, precision), image, tiles)
-            _sync(ctx.device)
+            sync(ctx.device)
             times.append(time.perf_counter() - start)
     megapixels = image.shape[-1] * image.shape[-2] / 1e6
     peak = _peak_mib(ctx.device)
@@ -756,8 +751,8 @@ def check_compile(ctx: Context) -> Iterator[Row]:
     else:
         torch.manual_seed(0)
         restorer = build_restorer(model_preset(sizes.compile_model)).eval().to(ctx.device)
-    tiles = TileSettings(sizes.tiles.tile_px, sizes.tiles.overlap_px, 16 if ctx.is_cuda else 4)
-    tiles = TileSettings(tiles.tile_px, tiles.overlap_px, tiles.batch, pad_batches=True)
+    batch = 16 if ctx.is_cuda else 4
+    tiles = TileSettings(sizes.tiles.tile_px, sizes.tiles.overlap_px, batch, pad_batches=True)
     _set_precision_flags(ctx.device, "fp32+tf32")
     precision = _precision_context(ctx.device, "fp32")
     first, second = (
@@ -765,10 +760,10 @@ def check_compile(ctx: Context) -> Iterator[Row]:
     )
 
     def timed(image: Tensor) -> tuple[Tensor, float]:
-        _sync(ctx.device)
+        sync(ctx.device)
         start = time.perf_counter()
         restored = restore_image(restorer, image, tiles, precision)
-        _sync(ctx.device)
+        sync(ctx.device)
         return restored, time.perf_counter() - start
 
     timed(first)  # eager warm-up

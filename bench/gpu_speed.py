@@ -36,7 +36,8 @@ def _float_output(network: Swintormer) -> Callable[[torch.Tensor], torch.Tensor]
     return restore
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that wall-clock times cover it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -77,10 +78,10 @@ def main() -> int:
                     torch.cuda.reset_peak_memory_stats(device)
                 with torch.inference_mode(), autocast(device, precision):
                     for _ in range(args.repeats + 1):  # the first run is the warm-up
-                        _sync(device)
+                        sync(device)
                         start = time.perf_counter()
                         restore_tiled(_float_output(network), image, settings)
-                        _sync(device)
+                        sync(device)
                         times.append(time.perf_counter() - start)
                 seconds = statistics.median(times[1:])
                 peak = (

@@ -55,6 +55,13 @@ class Restoration:
     restored: Tensor
     radius_px: Tensor | None
 
+    def stacked(self) -> Tensor:
+        """Float32 (B, 3, H, W), or (B, 4, H, W) with the radius map after the image, so that
+        tiling (`model.tiling.restore_tiled`) stitches the map like the image."""
+        if self.radius_px is None:
+            return self.restored.float()
+        return torch.cat([self.restored.float(), self.radius_px.float()], dim=1)
+
 
 class Restorer(nn.Module):
     """Front end (optional) + prior (optional) + network: blurry -> restored (B, 3, H, W).
@@ -88,6 +95,11 @@ class Restorer(nn.Module):
     def size_multiple(self) -> int:
         """The network's input multiple (inputs of any size work; this is what tiles should be)."""
         return self.network.size_multiple
+
+    @property
+    def stacked_channels(self) -> int:
+        """Channels of `Restoration.stacked()`: 3, or 4 with a defocus front end."""
+        return 3 if self.defocus is None else 4
 
     @property
     def image_channels(self) -> int:

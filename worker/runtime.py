@@ -295,9 +295,7 @@ class Runtime:
         assert self.restorer is not None, "setup() first"
         with self._precision(request):
             restoration = self.restorer.run(tiles, steps=request.prior_steps, seed=request.seed)
-        if restoration.radius_px is None:
-            return restoration.restored.float()
-        return torch.cat([restoration.restored.float(), restoration.radius_px.float()], dim=1)
+        return restoration.stacked()
 
     def _precision(self, request: RestoreRequest) -> contextlib.AbstractContextManager[object]:
         """The worker's precision; full float32 (no autocast, no TF32) for a 16-bit input."""

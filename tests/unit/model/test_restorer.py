@@ -15,6 +15,7 @@ from model.checkpoint import CheckpointError, save_checkpoint
 from model.config import PriorConfig, model_preset
 from model.prior import LatentPrior
 from model.restorer import (
+    Restoration,
     Restorer,
     build_restorer,
     image_generators,
@@ -259,3 +260,15 @@ def test_deblur_command_uses_the_prior_reproducibly(tmp_path: Path) -> None:
     save_restorer(path, Restorer(restorer.network, None))
     assert main(["deblur", str(source), "-o", str(plain), "--checkpoint", str(path)]) == 0
     assert plain.read_bytes() != outputs[0].read_bytes()  # the prior changed the result
+
+
+def test_stacked_puts_the_radius_map_after_the_image_when_there_is_one() -> None:
+    image = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    radius = torch.rand(2, 1, 8, 8)
+    assert torch.equal(Restoration(image, None).stacked(), image.float())
+    stacked = Restoration(image, radius).stacked()
+    assert stacked.dtype == torch.float32
+    assert stacked.shape == (2, 4, 8, 8)
+    assert torch.equal(stacked[:, 3:], radius)
+    assert build_restorer(model_preset("tiny")).stacked_channels == 3
+    assert build_restorer(model_preset("tiny-defocus")).stacked_channels == 4
