@@ -128,16 +128,27 @@ class DefocusConfig:
     balances: tuple[float, ...] = (3e-4, 1e-2)  # Wiener regularisation weights, ascending
     estimator_width: int = 48  # channels of the estimator at 1/4 resolution
     estimator_blocks: int = 6  # residual blocks, dilations 1, 2, 4, 8 (repeating)
+    # Gaussian re-blur widths (px) of the estimator's gradient-ratio cue (Zhuo & Sim 2011): a
+    # width reads blur of comparable size (the ratio flattens towards 1 for blur much wider
+    # than it), so reading 8-12 px radii needs widths up to ~8 px. Checkpoints written before
+    # this field existed used (1, 2).
+    reblur_sigmas_px: tuple[float, ...] = (1.0, 2.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "radii_px", tuple(float(r) for r in self.radii_px))
         object.__setattr__(self, "balances", tuple(float(b) for b in self.balances))
+        object.__setattr__(self, "reblur_sigmas_px", tuple(float(s) for s in self.reblur_sigmas_px))
         problems = []
         radii, balances = self.radii_px, self.balances
         if len(radii) < 2 or radii[0] != 0.0 or list(radii) != sorted(set(radii)):
             problems.append(f"radii_px must start at 0 and strictly increase (got {radii})")
         if not balances or min(balances) <= 0 or list(balances) != sorted(set(balances)):
             problems.append(f"balances must be positive and strictly increase (got {balances})")
+        sigmas = self.reblur_sigmas_px
+        if not sigmas or min(sigmas) <= 0 or list(sigmas) != sorted(set(sigmas)):
+            problems.append(
+                f"reblur_sigmas_px must be positive and strictly increase (got {sigmas})"
+            )
         if self.estimator_width < 1 or self.estimator_blocks < 0:
             problems.append("estimator_width must be >= 1 and estimator_blocks >= 0")
         if problems:

@@ -66,10 +66,6 @@ class _Residual(nn.Module):
         return x + self.conv2(F.gelu(self.conv1(F.gelu(x))))
 
 
-# Gaussian re-blur widths (px) of the gradient-ratio cue (Zhuo & Sim 2011)
-REBLUR_SIGMAS_PX = (1.0, 2.0)
-
-
 def _gaussian_blur(image: Tensor, line: Tensor) -> Tensor:
     """Separable blur of (B, 1, H, W) by the odd 1-D taps `line`, edges replicated."""
     half = line.shape[0] // 2
@@ -109,10 +105,12 @@ class BlurEstimator(nn.Module):
     Two cues, both computed on luminance and pooled to 4x4 cells:
 
     - Gradient ratios (Zhuo & Sim, "Defocus map estimation from a single image", 2011): re-blur
-      the image with a Gaussian of sigma_0; at an edge blurred by sigma, the ratio of gradient
-      magnitudes before and after is sqrt(sigma^2 + sigma_0^2) / sigma, a closed-form reading of
-      the blur that is sharpest at edges. Cells average the log-ratio weighted by gradient
-      energy, beside the log of that energy (how much edge a cell has to go by).
+      the image with a Gaussian of sigma_0 (each of `DefocusConfig.reblur_sigmas_px`); at an
+      edge blurred by sigma, the ratio of gradient magnitudes before and after is
+      sqrt(sigma^2 + sigma_0^2) / sigma, a closed-form reading of the blur that is sharpest at
+      edges and flattens towards 1 once sigma >> sigma_0 (hence several widths). Cells average
+      the log-ratio weighted by gradient energy, beside the log of that energy (how much edge a
+      cell has to go by).
     - The bank's own verdict: a candidate deconvolved with too small a disk stays about as soft
       as the input, with the right one restores natural detail, with too large a disk rings; so
       log(mean energy of a candidate's Laplacian) minus the same for the input, across radii,
@@ -125,12 +123,13 @@ class BlurEstimator(nn.Module):
     def __init__(self, config: DefocusConfig) -> None:
         super().__init__()
         # the re-blur kernels' 1-D taps, built once (derived tables, never stored)
-        for index, sigma in enumerate(REBLUR_SIGMAS_PX):
+        self.reblur_count = len(config.reblur_sigmas_px)
+        for index, sigma in enumerate(config.reblur_sigmas_px):
             taps = torch.from_numpy(gaussian_psf(sigma).sum(axis=0))
             self.register_buffer(f"reblur{index}", taps, persistent=False)
         radii, balances = len(config.radii_px), len(config.balances)
         width = config.estimator_width
-        cues = 2 + len(REBLUR_SIGMAS_PX) + radii * balances
+        cues = 2 + self.reblur_count + radii * balances
         self.stem = nn.Conv2d(cues, width, 3, padding=1)
         self.blocks = nn.Sequential(
             *(_Residual(width, 2 ** (i % 4)) for i in range(config.estimator_blocks))
@@ -148,11 +147,11 @@ class BlurEstimator(nn.Module):
         weight = gradient.square()
         pooled_weight = F.avg_pool2d(weight, 4, ceil_mode=True) + 1e-8  # (B, 1, h, w)
         cues = [torch.log(pooled_weight)]
-        for index in range(len(REBLUR_SIGMAS_PX)):
+        for index in range(self.reblur_count):
             reblurred = _gaussian_blur(luma, getattr(self, f"reblur{index}"))
             ratio = torch.log(gradient) - torch.log(_gradient_magnitude(reblurred))
             cues.append(F.avg_pool2d(ratio * weight, 4, ceil_mode=True) / pooled_weight)
-        return torch.cat(cues, dim=1)  # (B, 1 + len(REBLUR_SIGMAS_PX), h, w)
+        return torch.cat(cues, dim=1)  # (B, 1 + reblur_count, h, w)
 
     def forward(self, blurry: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
         """Score the candidates.

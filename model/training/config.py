@@ -48,6 +48,10 @@ class ModelSection:
     prior_steps: int = 4  # T, the prior's diffusion steps (stored in the checkpoint)
     prior_channels: int = 64  # Cz, channels of the prior latent z
     use_defocus: bool = False  # defocus front end: Wiener bank blended by a blur estimator
+    # the estimator's gradient-ratio cue re-blurs at 1, 2, 4, ... px (this many widths); more
+    # widths read larger radii. A checkpoint with fewer widths may start the run: the new cues'
+    # weights start at zero (model.training.train.adopt_more_reblur_cues)
+    reblur_widths: int = 2
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning); "": fresh weights
     # A checkpoint without the front end may start a run with it: its weights are adopted and the
     # network's (and prior's) first layers grow from 3 to 6 input channels (model.training.train)
@@ -316,6 +320,8 @@ def _validate(config: TrainConfig) -> None:
         )
     if config.stages.true_map_fraction and not config.model.use_defocus:
         problems.append("stages.true_map_fraction must be 0 when model.use_defocus is false")
+    if not 1 <= config.model.reblur_widths <= 6:
+        problems.append(f"model.reblur_widths must be in 1..6 (got {config.model.reblur_widths})")
     if config.stages.front_end_steps and not config.model.use_defocus:
         problems.append("stages.front_end_steps must be 0 when model.use_defocus is false")
     prior_fine_tune = config.model.use_prior and config.stages.stage2_steps > 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,11 @@ def model_config(section: ModelSection) -> ModelConfig:
     prior = None
     if section.use_prior:
         prior = PriorConfig(latent_channels=section.prior_channels, steps=section.prior_steps)
-    return compose(section.preset, prior, DefocusConfig() if section.use_defocus else None)
+    defocus = None
+    if section.use_defocus:
+        sigmas = tuple(2.0**index for index in range(section.reblur_widths))  # 1, 2, 4, ... px
+        defocus = DefocusConfig(reblur_sigmas_px=sigmas)
+    return compose(section.preset, prior, defocus)
 
 
 def initial_restorer(config: TrainConfig) -> Restorer:
@@ -94,7 +99,8 @@ def initial_restorer(config: TrainConfig) -> Restorer:
     Fine-tuning from a checkpoint keeps its architecture exactly: the checkpoint's config must
     equal the one `config` builds, otherwise the run would silently train a different model than
     its config says. One exception, named in the provenance: a checkpoint without the defocus
-    front end may start a run with it (`adopt_without_front_end`).
+    front end may start a run with it (`adopt_without_front_end`), and one whose blur estimator
+    re-blurs at fewer widths may start a run with more (`adopt_more_reblur_cues`).
 
     Raises:
         TrainConfigError: the checkpoint cannot be read or does not match `config`.
@@ -114,6 +120,9 @@ def initial_restorer(config: TrainConfig) -> Restorer:
         if not problems:
             adopt_without_front_end(restorer, start)
             return restorer
+    elif _fewer_reblur_widths(start.config, wanted):
+        adopt_more_reblur_cues(restorer, start)
+        return restorer
     else:
         problems = start.config.differences(wanted)
     if problems:
@@ -144,6 +153,46 @@ def adopt_without_front_end(restorer: Restorer, start: Restorer) -> None:
         block = (grown.shape[1] - weight.shape[1]) // 3 * 3  # 3 * s^2 new unshuffled channels
         grown[:, :block] = weight[:, :block]
         grown[:, 2 * block :] = weight[:, block:]
+        target[name] = grown
+    restorer.load_state_dict(target)
+
+
+def _fewer_reblur_widths(start: ModelConfig, wanted: ModelConfig) -> bool:
+    """Whether `start` differs from `wanted` only by a blur estimator that re-blurs at a leading
+    part of `wanted`'s widths."""
+    if start.defocus is None or wanted.defocus is None:
+        return False
+    ours, theirs = start.defocus.reblur_sigmas_px, wanted.defocus.reblur_sigmas_px
+    same_otherwise = replace(start.defocus, reblur_sigmas_px=theirs) == wanted.defocus
+    return (
+        same_otherwise
+        and len(ours) < len(theirs)
+        and theirs[: len(ours)] == ours
+        and compose(start.network, start.prior, wanted.defocus) == wanted
+    )
+
+
+def adopt_more_reblur_cues(restorer: Restorer, start: Restorer) -> None:
+    """Start a model whose blur estimator re-blurs at more widths from one with fewer.
+
+    Every tensor of `start` is copied. The estimator's first convolution reads its cues in the
+    order (mean luma, edge energy, one gradient ratio per width, the bank's energies): the new
+    widths' ratios enter after the old ones with zero weights, so before training the estimator
+    scores exactly as `start`'s did and the new cues come in only as training finds them useful.
+    """
+    if restorer.defocus is None or start.defocus is None:
+        raise ValueError("both models need the defocus front end")
+    old = start.defocus.estimator.reblur_count
+    new = restorer.defocus.estimator.reblur_count
+    target = restorer.state_dict()
+    for name, weight in start.state_dict().items():
+        if target[name].shape == weight.shape:
+            target[name] = weight
+            continue
+        # the estimator's stem, (width, cues, 3, 3) with cues = 2 + widths + R * N
+        grown = torch.zeros_like(target[name])
+        grown[:, : 2 + old] = weight[:, : 2 + old]
+        grown[:, 2 + new :] = weight[:, 2 + old :]
         target[name] = grown
     restorer.load_state_dict(target)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -115,3 +117,24 @@ def test_laplacian_is_the_regulariser_s_taps_with_replicated_edges() -> None:
     padded = torch.nn.functional.pad(image.reshape(10, 1, 13, 17), (1, 1, 1, 1), mode="replicate")
     expected = torch.nn.functional.conv2d(padded, taps).reshape(2, 5, 13, 17)
     torch.testing.assert_close(laplacian(image), expected, rtol=0, atol=1e-6)
+
+
+def test_reblur_widths_are_validated_and_default_for_older_checkpoints() -> None:
+    with pytest.raises(ValueError, match="reblur_sigmas_px"):
+        DefocusConfig(reblur_sigmas_px=(2.0, 1.0))
+    with pytest.raises(ValueError, match="reblur_sigmas_px"):
+        DefocusConfig(reblur_sigmas_px=())
+    older = {key: value for key, value in CONFIG.to_dict().items() if key != "reblur_sigmas_px"}
+    assert DefocusConfig.from_dict(older).reblur_sigmas_px == (1.0, 2.0)
+    wider = DefocusConfig(reblur_sigmas_px=[1, 2, 4])  # type: ignore[arg-type]
+    assert DefocusConfig.from_dict(wider.to_dict()) == wider
+    assert wider.reblur_sigmas_px == (1.0, 2.0, 4.0)
+
+
+def test_each_reblur_width_is_one_more_cue_of_the_estimator() -> None:
+    config = replace(CONFIG, reblur_sigmas_px=(1.0, 2.0, 4.0, 8.0))
+    front = DefocusFrontEnd(config)
+    cues = 2 + 4 + len(config.radii_px) * len(config.balances)
+    assert front.estimator.stem.in_channels == cues
+    out = front(torch.rand(1, 3, 48, 48))
+    assert out.radius_logits.shape == (1, len(config.radii_px), 48, 48)

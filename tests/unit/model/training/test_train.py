@@ -12,6 +12,7 @@ from model.config import model_preset
 from model.restorer import build_restorer, load_restorer, save_restorer
 from model.training.config import TrainConfig, TrainConfigError, load_train_config
 from model.training.train import (
+    adopt_more_reblur_cues,
     adopt_without_front_end,
     build_stages,
     initial_restorer,
@@ -288,3 +289,51 @@ def test_with_estimator_needs_a_front_end_on_both_sides(tmp_path: Path) -> None:
         with_estimator(
             tmp_path / "plain.safetensors", tmp_path / "front.safetensors", tmp_path / "x"
         )
+
+
+def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    start = build_restorer(
+        model_config(_tiny(Path("unused"), "model.use_defocus=true").model)
+    ).eval()
+    path = tmp_path / "start.safetensors"
+    save_restorer(path, start)
+    config = _tiny(
+        tmp_path / "run",
+        f"model.init_from={path}",
+        "model.use_defocus=true",
+        "model.reblur_widths=4",
+        "stages.front_end_steps=2",
+    )
+    grown = initial_restorer(config).eval()
+    assert grown.defocus is not None
+    assert start.defocus is not None
+    assert grown.config.defocus is not None
+    assert grown.config.defocus.reblur_sigmas_px == (1.0, 2.0, 4.0, 8.0)
+    stem = grown.defocus.estimator.stem.weight  # (width, 2 + 4 + R * N, 3, 3)
+    assert torch.count_nonzero(stem[:, 4:6]) == 0
+    image = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        before, after = start.defocus(image), grown.defocus(image)
+    torch.testing.assert_close(after.radius_logits, before.radius_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(after.blend, before.blend, atol=1e-6, rtol=0)
+    fewer = _tiny(
+        tmp_path / "fewer",
+        f"model.init_from={path}",
+        "model.use_defocus=true",
+        "model.reblur_widths=1",
+        "stages.front_end_steps=2",
+    )
+    with pytest.raises(TrainConfigError, match="reblur_sigmas_px"):
+        initial_restorer(fewer)
+
+
+def test_adopting_more_reblur_cues_needs_front_ends() -> None:
+    plain = build_restorer(model_preset("tiny"))
+    with pytest.raises(ValueError, match="defocus front end"):
+        adopt_more_reblur_cues(plain, plain)
+
+
+def test_reblur_widths_are_bounded(tmp_path: Path) -> None:
+    with pytest.raises(TrainConfigError, match="reblur_widths"):
+        _tiny(tmp_path, "model.reblur_widths=0")
