@@ -141,29 +141,6 @@ def _build_shift_masks(
     return mask(row_region), mask(col_region), mask(2 * row_region + col_region)
 
 
-def exporting() -> bool:
-    """Whether `torch.onnx.export` is tracing (`model.onnx_network`).
-
-    Python loops over a batch's windows (CPU chunking, the shift masks' window lists) would be
-    unrolled for the traced batch size and bake it into the graph, so traced code takes
-    whole-batch paths instead: one chunk, and the shift masks as one (rows * cols, N, N) grid.
-    """
-    return bool(torch.onnx.is_in_onnx_export())
-
-
-def grid_shift_masks(masks: tuple[Tensor, Tensor, Tensor], rows: int, cols: int) -> Tensor:
-    """The shift masks of every window of one image's (rows, cols) grid: (rows * cols, N, N),
-    zero where `masked_windows` lists no mask (adding it equals adding the masks it lists)."""
-    N = masks[0].shape[-1]
-    grid = masks[0].new_zeros(rows, cols, N, N)
-    if cols > 1:  # (empty slices would trace to empty assignments that ONNX refuses)
-        grid[-1, :-1] = masks[0]  # last row, corner excluded
-    if rows > 1:
-        grid[:-1, -1] = masks[1]  # last column, corner excluded
-    grid[-1, -1] = masks[2]  # the corner
-    return grid.view(rows * cols, N, N)
-
-
 def masked_windows(first: int, count: int, rows: int, cols: int) -> list[tuple[slice, int]]:
     """The windows among `first`..`first + count - 1` that need a shift mask.
 
@@ -269,8 +246,7 @@ class MixedAttention(nn.Module):
         windows = window_partition(x, window)  # (B*nW, N, C)
         bias = self.position_bias()  # (heads, N, N)
         grid = (H // window, W // window)
-        whole = x.is_cuda or exporting()
-        step = windows.shape[0] if whole else max(1, CPU_CHUNK_TOKENS // window**2)
+        step = windows.shape[0] if x.is_cuda else max(1, CPU_CHUNK_TOKENS // window**2)
         attended = chunked(
             lambda first, stop: self._attend(windows[first:stop], first, grid, bias),
             windows.shape[0],
@@ -341,14 +317,8 @@ class MixedAttention(nn.Module):
             logits += bias
         if self.shift:
             masks = shift_masks(self.window, self.shift, logits.device, logits.dtype)
-            if exporting():  # n = B * rows * cols windows, in image order
-                rows, cols = grid
-                per_image = logits.view(-1, rows * cols, heads, N, N)  # (B, rows * cols, h, N, N)
-                masked = per_image + grid_shift_masks(masks, rows, cols)[None, :, None]
-                logits = masked.view(n, heads, N, N)
-            else:
-                for windows, kind in masked_windows(first, n, *grid):
-                    logits[windows] += masks[kind]
+            for windows, kind in masked_windows(first, n, *grid):
+                logits[windows] += masks[kind]
         return self._merge_heads(attend_softmax_one(logits, self._heads(v)))
 
     def _channel(self, qk: Tensor, v: Tensor) -> Tensor:
@@ -404,7 +374,7 @@ class GatedFeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., C) -> (..., C); on the CPU in chunks of CPU_CHUNK_TOKENS tokens."""
-        if x.is_cuda or exporting() or x.shape[:-1].numel() <= CPU_CHUNK_TOKENS:
+        if x.is_cuda or x.shape[:-1].numel() <= CPU_CHUNK_TOKENS:
             return self._gated(x)
         tokens = x.reshape(-1, x.shape[-1])  # (T, C)
         gated = chunked(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -43,18 +42,6 @@ DEFAULT_SEED = 0
 def image_generators(seed: int, count: int, device: torch.device) -> list[torch.Generator]:
     """`count` generators on `device`, each seeded with `seed` (one per image or tile)."""
     return [torch.Generator(device).manual_seed(seed) for _ in range(count)]
-
-
-class NetworkEngine(Protocol):
-    """Something that runs the network faster for some inputs (`model.onnx_network`)."""
-
-    def accepts(self, image: Tensor, cond: Tensor | None) -> bool:
-        """Whether `__call__` can run `network(image, cond=cond)`."""
-        ...
-
-    def __call__(self, image: Tensor, cond: Tensor | None) -> Tensor:
-        """`network(image, cond=cond)`, within float32 rounding."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -101,8 +88,6 @@ class Restorer(nn.Module):
             None if defocus is None else defocus.config,
         )
         self.network = network
-        # runs the network where it can (a CPU worker's ONNX Runtime session); None: PyTorch
-        self.engine: NetworkEngine | None = None
         self.prior = prior
         self.defocus = defocus
 
@@ -162,19 +147,13 @@ class Restorer(nn.Module):
         image = self.network_input(blurry, front)
         radius = None if front is None else front.radius_px
         if self.prior is None:
-            return Restoration(self._network(image, None), radius)
+            return Restoration(self.network(image), radius)
         generators: Generators = generator
         if generator is None:
             image_seed = DEFAULT_SEED if seed is None else seed
             generators = image_generators(image_seed, len(blurry), blurry.device)
         z = self.prior.sample(self.network.pad(image), steps, generators)
-        return Restoration(self._network(image, z), radius)
-
-    def _network(self, image: Tensor, cond: Tensor | None) -> Tensor:
-        """The network's output, through `engine` where it accepts the inputs."""
-        if self.engine is not None and self.engine.accepts(image, cond):
-            return self.engine(image, cond)
-        return self.network(image, cond=cond)
+        return Restoration(self.network(image, cond=z), radius)
 
     def restore(
         self,
