@@ -13,6 +13,7 @@ The outputs of every batch size are compared too (per-tile prior seeds: they mus
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def bench_checkpoint(
     reference = restore(max(batches))
     difference = max(float((restore(b) - reference).abs().max()) for b in batches)
     wall, _ = interleaved_times(
-        {str(b): (lambda b=b: restore(b)) for b in batches}, repeats, torch.device("cpu")
+        {str(b): functools.partial(restore, b) for b in batches}, repeats, torch.device("cpu")
     )
     megapixels = size[0] * size[1] / 1e6
     largest = statistics.median(wall[str(max(batches))])
