@@ -48,9 +48,13 @@ class ModelSection:
     prior_steps: int = 4  # T, the prior's diffusion steps (stored in the checkpoint)
     prior_channels: int = 64  # Cz, channels of the prior latent z
     use_defocus: bool = False  # defocus front end: Wiener bank blended by a blur estimator
-    # the estimator's gradient-ratio cue re-blurs at 1, 2, 4, ... px (this many widths); more
-    # widths read larger radii. A checkpoint with fewer widths may start the run: the new cues'
-    # weights start at zero (model.training.train.adopt_more_reblur_cues)
+    # the blur estimator (model.config.DefocusConfig): its channels, its residual blocks, and how
+    # many widths its gradient-ratio cue re-blurs at (1, 2, 4, ... px; more read larger radii).
+    # A checkpoint whose estimator differs may start the run: with fewer widths the new cues'
+    # weights start at zero, otherwise the estimator starts fresh (see adopt_other_estimator
+    # in model.training.train)
+    estimator_width: int = 48
+    estimator_blocks: int = 6
     reblur_widths: int = 2
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning); "": fresh weights
     # A checkpoint without the front end may start a run with it: its weights are adopted and the
@@ -320,6 +324,8 @@ def _validate(config: TrainConfig) -> None:
         )
     if config.stages.true_map_fraction and not config.model.use_defocus:
         problems.append("stages.true_map_fraction must be 0 when model.use_defocus is false")
+    if config.model.estimator_width < 1 or config.model.estimator_blocks < 0:
+        problems.append("need model.estimator_width >= 1 and model.estimator_blocks >= 0")
     if not 1 <= config.model.reblur_widths <= 6:
         problems.append(f"model.reblur_widths must be in 1..6 (got {config.model.reblur_widths})")
     if config.stages.front_end_steps and not config.model.use_defocus:

@@ -89,7 +89,11 @@ def model_config(section: ModelSection) -> ModelConfig:
     defocus = None
     if section.use_defocus:
         sigmas = tuple(2.0**index for index in range(section.reblur_widths))  # 1, 2, 4, ... px
-        defocus = DefocusConfig(reblur_sigmas_px=sigmas)
+        defocus = DefocusConfig(
+            estimator_width=section.estimator_width,
+            estimator_blocks=section.estimator_blocks,
+            reblur_sigmas_px=sigmas,
+        )
     return compose(section.preset, prior, defocus)
 
 
@@ -99,8 +103,9 @@ def initial_restorer(config: TrainConfig) -> Restorer:
     Fine-tuning from a checkpoint keeps its architecture exactly: the checkpoint's config must
     equal the one `config` builds, otherwise the run would silently train a different model than
     its config says. One exception, named in the provenance: a checkpoint without the defocus
-    front end may start a run with it (`adopt_without_front_end`), and one whose blur estimator
-    re-blurs at fewer widths may start a run with more (`adopt_more_reblur_cues`).
+    front end may start a run with it (`adopt_without_front_end`), and one whose blur estimator has
+    another architecture (same bank) may start a run with the estimator grown or fresh
+    (`adopt_other_estimator`).
 
     Raises:
         TrainConfigError: the checkpoint cannot be read or does not match `config`.
@@ -120,8 +125,8 @@ def initial_restorer(config: TrainConfig) -> Restorer:
         if not problems:
             adopt_without_front_end(restorer, start)
             return restorer
-    elif _fewer_reblur_widths(start.config, wanted):
-        adopt_more_reblur_cues(restorer, start)
+    elif _other_estimator(start.config, wanted):
+        adopt_other_estimator(restorer, start)
         return restorer
     else:
         problems = start.config.differences(wanted)
@@ -157,44 +162,60 @@ def adopt_without_front_end(restorer: Restorer, start: Restorer) -> None:
     restorer.load_state_dict(target)
 
 
-def _fewer_reblur_widths(start: ModelConfig, wanted: ModelConfig) -> bool:
-    """Whether `start` differs from `wanted` only by a blur estimator that re-blurs at a leading
-    part of `wanted`'s widths."""
-    if start.defocus is None or wanted.defocus is None:
+BANK_FIELDS = ("radii_px", "balances")  # what the network's input (the blend) depends on
+
+
+def same_bank(start: DefocusConfig, wanted: DefocusConfig) -> bool:
+    """Whether two front ends differ in their blur estimator only (the bank is the same, so a
+    network trained behind one reads the same kind of blend behind the other)."""
+    return all(getattr(start, name) == getattr(wanted, name) for name in BANK_FIELDS)
+
+
+def _other_estimator(start: ModelConfig, wanted: ModelConfig) -> bool:
+    """Whether `start` differs from `wanted` in the blur estimator's architecture alone."""
+    if start.defocus is None or wanted.defocus is None or start.defocus == wanted.defocus:
         return False
-    ours, theirs = start.defocus.reblur_sigmas_px, wanted.defocus.reblur_sigmas_px
-    same_otherwise = replace(start.defocus, reblur_sigmas_px=theirs) == wanted.defocus
-    return (
-        same_otherwise
-        and len(ours) < len(theirs)
-        and theirs[: len(ours)] == ours
-        and compose(start.network, start.prior, wanted.defocus) == wanted
+    return same_bank(start.defocus, wanted.defocus) and (
+        compose(start.network, start.prior, wanted.defocus) == wanted
     )
 
 
-def adopt_more_reblur_cues(restorer: Restorer, start: Restorer) -> None:
-    """Start a model whose blur estimator re-blurs at more widths from one with fewer.
+def adopt_other_estimator(restorer: Restorer, start: Restorer) -> str:
+    """Start a model from one whose blur estimator has another architecture.
 
-    Every tensor of `start` is copied. The estimator's first convolution reads its cues in the
-    order (mean luma, edge energy, one gradient ratio per width, the bank's energies): the new
-    widths' ratios enter after the old ones with zero weights, so before training the estimator
-    scores exactly as `start`'s did and the new cues come in only as training finds them useful.
+    Every tensor outside the estimator is copied. The estimator is grown when only its re-blur
+    widths were added after the old ones: its first convolution reads its cues in the order
+    (mean luma, edge energy, one gradient ratio per width, the bank's energies), so the new
+    widths' ratios enter with zero weights, the estimator scores exactly as `start`'s did and
+    the new cues come in only as training finds them useful. Any other change (width, blocks,
+    other widths) leaves the estimator fresh: stage 0 then trains it from scratch.
+
+    Returns:
+        "grown" or "fresh": what happened to the estimator.
     """
     if restorer.defocus is None or start.defocus is None:
         raise ValueError("both models need the defocus front end")
-    old = start.defocus.estimator.reblur_count
-    new = restorer.defocus.estimator.reblur_count
+    ours, theirs = start.defocus.config, restorer.defocus.config
+    old, new = ours.reblur_sigmas_px, theirs.reblur_sigmas_px
+    grows = (
+        replace(ours, reblur_sigmas_px=new) == theirs
+        and len(old) < len(new)
+        and new[: len(old)] == old
+    )
     target = restorer.state_dict()
     for name, weight in start.state_dict().items():
+        if name.startswith("defocus.estimator.") and not grows:
+            continue
         if target[name].shape == weight.shape:
             target[name] = weight
             continue
         # the estimator's stem, (width, cues, 3, 3) with cues = 2 + widths + R * N
         grown = torch.zeros_like(target[name])
-        grown[:, : 2 + old] = weight[:, : 2 + old]
-        grown[:, 2 + new :] = weight[:, 2 + old :]
+        grown[:, : 2 + len(old)] = weight[:, : 2 + len(old)]
+        grown[:, 2 + len(new) :] = weight[:, 2 + len(old) :]
         target[name] = grown
     restorer.load_state_dict(target)
+    return "grown" if grows else "fresh"
 
 
 def _output(
@@ -381,19 +402,34 @@ def with_estimator(
     Stage 0 trains the estimator alone and stage 1 trains the network beside an estimator of its
     own; this puts an estimator trained in one run in front of a network trained in another (the
     network sees the new estimator's blends only from then on: evaluate before shipping). The
-    provenance is `source`'s plus `"estimator_from"`: the other file's name and provenance.
+    estimator may have another architecture (the result takes the donor's front-end config) as
+    long as the bank is the same. The provenance is `source`'s plus `"estimator_from"`: the
+    other file's name and provenance.
 
     Raises:
-        ValueError: either model has no defocus front end, or their front ends differ.
+        ValueError: either model has no defocus front end, or their banks differ.
     """
-    model, donor = load_restorer(source), load_restorer(estimator_source)
-    if model.defocus is None or donor.defocus is None:
+    source_model, donor = load_restorer(source), load_restorer(estimator_source)
+    if source_model.config.defocus is None or donor.config.defocus is None:
         raise ValueError("both checkpoints need the defocus front end")
-    if model.config.defocus != donor.config.defocus:
+    if not same_bank(source_model.config.defocus, donor.config.defocus):
         raise ValueError(
-            f"front ends differ: {model.config.defocus} (model) vs {donor.config.defocus}"
+            f"banks differ: {source_model.config.defocus} (model) vs {donor.config.defocus}"
         )
-    model.defocus.estimator.load_state_dict(donor.defocus.estimator.state_dict())
+    model = build_restorer(
+        compose(source_model.config.network, source_model.config.prior, donor.config.defocus)
+    )
+    state = {
+        name: tensor
+        for name, tensor in source_model.state_dict().items()
+        if not name.startswith("defocus.estimator.")
+    }
+    state.update(
+        (name, tensor)
+        for name, tensor in donor.state_dict().items()
+        if name.startswith("defocus.estimator.")
+    )
+    model.load_state_dict(state)
     provenance = dict(read_checkpoint(source).metadata.get("provenance", {}))
     donor_provenance = read_checkpoint(estimator_source).metadata.get("provenance", {})
     provenance["estimator_from"] = {

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from model.checkpoint import read_checkpoint
-from model.config import model_preset
+from model.config import compose, model_preset
 from model.restorer import build_restorer, load_restorer, save_restorer
 from model.training.config import TrainConfig, TrainConfigError, load_train_config
 from model.training.train import (
-    adopt_more_reblur_cues,
+    adopt_other_estimator,
     adopt_without_front_end,
     build_stages,
     initial_restorer,
@@ -282,6 +283,29 @@ def test_with_estimator_swaps_the_estimator_and_keeps_everything_else(tmp_path: 
     assert provenance["estimator_from"] == {"file": "seed2.safetensors", "provenance": {"run": 2}}
 
 
+def test_with_estimator_takes_an_estimator_of_another_architecture(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_restorer(model_preset("tiny-defocus"))
+    save_restorer(tmp_path / "model.safetensors", model)
+    defocus = model.config.defocus
+    assert defocus is not None
+    wider = replace(defocus, estimator_width=12, reblur_sigmas_px=(1.0, 2.0, 4.0))
+    donor = build_restorer(compose(model.config.network, model.config.prior, wider))
+    save_restorer(tmp_path / "donor.safetensors", donor)
+    out = tmp_path / "joined.safetensors"
+    with_estimator(tmp_path / "model.safetensors", tmp_path / "donor.safetensors", out)
+    joined = load_restorer(out)
+    assert joined.config.defocus == wider
+    for name, tensor in joined.state_dict().items():
+        source = donor if name.startswith("defocus.estimator.") else model
+        assert torch.equal(tensor, source.state_dict()[name]), name
+    other_bank = replace(wider, radii_px=(0.0, 1.0, 3.0))
+    stranger = build_restorer(compose(model.config.network, model.config.prior, other_bank))
+    save_restorer(tmp_path / "stranger.safetensors", stranger)
+    with pytest.raises(ValueError, match="banks differ"):
+        with_estimator(tmp_path / "model.safetensors", tmp_path / "stranger.safetensors", out)
+
+
 def test_with_estimator_needs_a_front_end_on_both_sides(tmp_path: Path) -> None:
     save_restorer(tmp_path / "plain.safetensors", build_restorer(model_preset("tiny")))
     save_restorer(tmp_path / "front.safetensors", build_restorer(model_preset("tiny-defocus")))
@@ -317,21 +341,47 @@ def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path
         before, after = start.defocus(image), grown.defocus(image)
     torch.testing.assert_close(after.radius_logits, before.radius_logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(after.blend, before.blend, atol=1e-6, rtol=0)
-    fewer = _tiny(
-        tmp_path / "fewer",
+
+
+@pytest.mark.parametrize("change", ["model.reblur_widths=1", "model.estimator_width=8"])
+def test_init_from_another_estimator_keeps_the_rest_and_starts_it_fresh(
+    tmp_path: Path, change: str
+) -> None:
+    torch.manual_seed(0)
+    start = build_restorer(model_config(_tiny(Path("unused"), "model.use_defocus=true").model))
+    path = tmp_path / "start.safetensors"
+    save_restorer(path, start)
+    config = _tiny(
+        tmp_path / "run",
         f"model.init_from={path}",
         "model.use_defocus=true",
-        "model.reblur_widths=1",
+        change,
         "stages.front_end_steps=2",
     )
-    with pytest.raises(TrainConfigError, match="reblur_sigmas_px"):
-        initial_restorer(fewer)
+    torch.manual_seed(1)
+    restorer = initial_restorer(config)
+    assert restorer.config == model_config(config.model)
+    before, after = start.state_dict(), restorer.state_dict()
+    for name, tensor in after.items():
+        if name.startswith("defocus.estimator."):
+            assert before[name].shape != tensor.shape or not torch.equal(before[name], tensor)
+        else:
+            assert torch.equal(before[name], tensor), name
+    other_prior = _tiny(
+        tmp_path / "bank",
+        f"model.init_from={path}",
+        "model.use_prior=false",
+        "model.use_defocus=true",
+        "stages.stage2_steps=0",
+    )
+    with pytest.raises(TrainConfigError, match="does not match"):
+        initial_restorer(other_prior)
 
 
-def test_adopting_more_reblur_cues_needs_front_ends() -> None:
+def test_adopting_another_estimator_needs_front_ends() -> None:
     plain = build_restorer(model_preset("tiny"))
     with pytest.raises(ValueError, match="defocus front end"):
-        adopt_more_reblur_cues(plain, plain)
+        adopt_other_estimator(plain, plain)
 
 
 def test_reblur_widths_are_bounded(tmp_path: Path) -> None:
