@@ -48,7 +48,7 @@ class FrontEndOutput:
     radius_logits: Tensor
 
 
-def _luma(image: Tensor) -> Tensor:
+def luma(image: Tensor) -> Tensor:
     """(..., 3, H, W) -> (..., H, W)."""
     r, g, b = image.unbind(-3)
     return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
@@ -141,14 +141,14 @@ class BlurEstimator(nn.Module):
         energy = F.avg_pool2d(laplacian(luma).square(), 4, ceil_mode=True)
         return torch.log(energy + 1e-6)
 
-    def _gradient_ratios(self, luma: Tensor) -> Tensor:
+    def gradient_ratios(self, grey: Tensor) -> Tensor:
         """(B, 1, H, W) -> log edge energy and energy-weighted log gradient ratios per cell."""
-        gradient = _gradient_magnitude(luma)
+        gradient = _gradient_magnitude(grey)
         weight = gradient.square()
         pooled_weight = F.avg_pool2d(weight, 4, ceil_mode=True) + 1e-8  # (B, 1, h, w)
         cues = [torch.log(pooled_weight)]
         for index in range(self.reblur_count):
-            reblurred = _gaussian_blur(luma, getattr(self, f"reblur{index}"))
+            reblurred = _gaussian_blur(grey, getattr(self, f"reblur{index}"))
             ratio = torch.log(gradient) - torch.log(_gradient_magnitude(reblurred))
             cues.append(F.avg_pool2d(ratio * weight, 4, ceil_mode=True) / pooled_weight)
         return torch.cat(cues, dim=1)  # (B, 1 + reblur_count, h, w)
@@ -164,11 +164,11 @@ class BlurEstimator(nn.Module):
             (radius logits (B, R, H, W), balance logits (B, N, H, W)).
         """
         B, R, N, _, H, W = candidates.shape
-        luma = _luma(blurry)[:, None]  # (B, 1, H, W)
-        reference = self._log_energy(luma)  # (B, 1, h, w)
-        relative = self._log_energy(_luma(candidates).reshape(B, R * N, H, W)) - reference
-        pooled = F.avg_pool2d(luma, 4, ceil_mode=True) * 2 - 1  # (B, 1, h, w)
-        cues = torch.cat([pooled, self._gradient_ratios(luma), relative], dim=1)
+        grey = luma(blurry)[:, None]  # (B, 1, H, W)
+        reference = self._log_energy(grey)  # (B, 1, h, w)
+        relative = self._log_energy(luma(candidates).reshape(B, R * N, H, W)) - reference
+        pooled = F.avg_pool2d(grey, 4, ceil_mode=True) * 2 - 1  # (B, 1, h, w)
+        cues = torch.cat([pooled, self.gradient_ratios(grey), relative], dim=1)
         features = self.blocks(self.stem(cues))
         logits = F.interpolate(
             self.head(F.gelu(features)), size=(H, W), mode="bilinear", align_corners=False
