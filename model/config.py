@@ -115,6 +115,10 @@ class SwintormerConfig:
         return from_known_fields(cls, data)
 
 
+# the re-blur widths of every defocus checkpoint written before they were a config field
+LEGACY_REBLUR_SIGMAS_PX = (1.0, 2.0)
+
+
 @dataclass(frozen=True)
 class DefocusConfig:
     """Hyper-parameters of the defocus front end (`model.defocus`): bank and blur estimator.
@@ -131,8 +135,8 @@ class DefocusConfig:
     # Gaussian re-blur widths (px) of the estimator's gradient-ratio cue (Zhuo & Sim 2011): a
     # width reads blur of comparable size (the ratio flattens towards 1 for blur much wider
     # than it), so reading 8-12 px radii needs widths up to ~8 px. Checkpoints written before
-    # this field existed used (1, 2).
-    reblur_sigmas_px: tuple[float, ...] = (1.0, 2.0)
+    # this field existed used LEGACY_REBLUR_SIGMAS_PX (`from_dict` fills them in).
+    reblur_sigmas_px: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "radii_px", tuple(float(r) for r in self.radii_px))
@@ -168,8 +172,9 @@ class DefocusConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DefocusConfig:
-        """Inverse of `to_dict`; rejects unknown keys by name."""
-        return from_known_fields(cls, data)
+        """Inverse of `to_dict`; rejects unknown keys by name. A dict without re-blur widths
+        comes from a checkpoint written before they were a field: it used the legacy ones."""
+        return from_known_fields(cls, {"reblur_sigmas_px": LEGACY_REBLUR_SIGMAS_PX, **data})
 
 
 @dataclass(frozen=True)

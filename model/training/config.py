@@ -55,7 +55,7 @@ class ModelSection:
     # in model.training.train)
     estimator_width: int = 48
     estimator_blocks: int = 6
-    reblur_widths: int = 2
+    reblur_widths: int = 4
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning); "": fresh weights
     # A checkpoint without the front end may start a run with it: its weights are adopted and the
     # network's (and prior's) first layers grow from 3 to 6 input channels (model.training.train)

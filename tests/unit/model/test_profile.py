@@ -46,7 +46,13 @@ def test_cost_grows_with_steps_and_area() -> None:
 
 
 def test_front_end_cost_counts_the_estimator_and_estimates_the_bank() -> None:
-    small = DefocusConfig(radii_px=(0.0, 1.0, 2.0), estimator_width=8, estimator_blocks=1)
+    # narrow re-blurs: a wide one's padded borders would dominate so small an estimator's cost
+    small = DefocusConfig(
+        radii_px=(0.0, 1.0, 2.0),
+        estimator_width=8,
+        estimator_blocks=1,
+        reblur_sigmas_px=(1.0, 2.0),
+    )
     cost = front_end_cost(small, 64, 64)
     assert cost.parameters == sum(p.numel() for p in DefocusFrontEnd(small).parameters())
     assert cost.estimator > 0
