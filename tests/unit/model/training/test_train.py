@@ -318,9 +318,7 @@ def test_with_estimator_needs_a_front_end_on_both_sides(tmp_path: Path) -> None:
 def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path) -> None:
     torch.manual_seed(0)
     start = build_restorer(
-        model_config(
-            _tiny(Path("unused"), "model.use_defocus=true", "model.reblur_widths=2").model
-        )
+        model_config(_tiny(Path("unused"), "model.use_defocus=true", "model.reblur_widths=2").model)
     ).eval()
     path = tmp_path / "start.safetensors"
     save_restorer(path, start)
