@@ -15,6 +15,7 @@ middling ones) shows it here.
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def main() -> None:
         print(f"\n{name}: MAE {error.mean():.2f} px\n")
         print("| true radius (px) | share | mean true | mean estimate | MAE |")
         print("|---|---:|---:|---:|---:|")
-        for low, high in zip(BINS_PX[:-1], BINS_PX[1:], strict=True):
+        for low, high in itertools.pairwise(BINS_PX):
             inside = (truth >= low) & (truth < high)
             if inside.any():
                 print(
