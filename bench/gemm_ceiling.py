@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from bench.model_speed import _networks
+from bench.model_speed import networks
 from bench.prior_speed import interleaved_times
 from model.config import preset
 from model.profile import profile_network
@@ -42,7 +42,7 @@ def gemm_rate(repeats: int) -> float:
 
 def forward_seconds(name: str, size: int, repeats: int) -> tuple[float, float]:
     """Median process CPU seconds of one 1 x C x size x size forward: (ours, released-style)."""
-    ours, released = _networks(name)
+    ours, released = networks(name)
     image = torch.rand(1, ours.config.in_channels, size, size)
     with torch.inference_mode():
         _, cpu = interleaved_times(

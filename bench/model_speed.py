@@ -46,7 +46,7 @@ SWEEP_SIDES = {0.25: 512, 1: 1024, 4: 2048, 16: 4096}  # megapixels -> square si
 TILING = TileSettings()  # the deployment default: 256 px tiles, 32 px overlap, batch 4
 
 
-def _networks(name: str) -> tuple[Swintormer, ReleasedStyleSwintormer]:
+def networks(name: str) -> tuple[Swintormer, ReleasedStyleSwintormer]:
     """Our network (random init, seed 0) and the released-style one with the same weights."""
     torch.manual_seed(0)
     ours = Swintormer(preset(name)).eval()
@@ -77,7 +77,7 @@ def speed_table(repeats: int) -> list[str]:
         "| speed-up (CPU) | speed-up (wall) | max abs diff |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    ours, baseline = _networks("paper")
+    ours, baseline = networks("paper")
     for batch in (1, 4):  # one image, and one batch of four 256 px tiles (tiled inference)
         rows += _comparison_rows(ours, baseline, batch, repeats)
     for name in ("base", "lite"):
@@ -136,7 +136,7 @@ def measure_child(mode: str, name: str, side: int, threads: int) -> dict[str, fl
     image = torch.rand(1, config.in_channels, side, side)
     network: Callable[[Tensor], Tensor]
     if mode == "released-style":
-        network = _networks(name)[1]
+        network = networks(name)[1]
     else:
         torch.manual_seed(0)
         network = Swintormer(config).eval()

@@ -180,7 +180,7 @@ def _other_estimator(start: ModelConfig, wanted: ModelConfig) -> bool:
     )
 
 
-def adopt_other_estimator(restorer: Restorer, start: Restorer) -> str:
+def adopt_other_estimator(restorer: Restorer, start: Restorer) -> None:
     """Start a model from one whose blur estimator has another architecture.
 
     Every tensor outside the estimator is copied. The estimator is grown when only its re-blur
@@ -189,9 +189,6 @@ def adopt_other_estimator(restorer: Restorer, start: Restorer) -> str:
     widths' ratios enter with zero weights, the estimator scores exactly as `start`'s did and
     the new cues come in only as training finds them useful. Any other change (width, blocks,
     other widths) leaves the estimator fresh: stage 0 then trains it from scratch.
-
-    Returns:
-        "grown" or "fresh": what happened to the estimator.
     """
     if restorer.defocus is None or start.defocus is None:
         raise ValueError("both models need the defocus front end")
@@ -215,7 +212,6 @@ def adopt_other_estimator(restorer: Restorer, start: Restorer) -> str:
         grown[:, 2 + len(new) :] = weight[:, 2 + len(old) :]
         target[name] = grown
     restorer.load_state_dict(target)
-    return "grown" if grows else "fresh"
 
 
 def _output(

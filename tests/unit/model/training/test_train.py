@@ -10,7 +10,7 @@ import torch
 
 from model.checkpoint import read_checkpoint
 from model.config import compose, model_preset
-from model.restorer import build_restorer, load_restorer, save_restorer
+from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
 from model.training.config import TrainConfig, TrainConfigError, load_train_config
 from model.training.train import (
     adopt_other_estimator,
@@ -315,21 +315,31 @@ def test_with_estimator_needs_a_front_end_on_both_sides(tmp_path: Path) -> None:
         )
 
 
-def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path) -> None:
+def _defocus_start(tmp_path: Path, *overrides: str) -> tuple[Restorer, Path]:
+    """A seeded tiny model with the front end, saved: (the model, its file)."""
     torch.manual_seed(0)
     start = build_restorer(
-        model_config(_tiny(Path("unused"), "model.use_defocus=true", "model.reblur_widths=2").model)
+        model_config(_tiny(Path("unused"), "model.use_defocus=true", *overrides).model)
     ).eval()
     path = tmp_path / "start.safetensors"
     save_restorer(path, start)
-    config = _tiny(
+    return start, path
+
+
+def _stage0_from(tmp_path: Path, start: Path, change: str) -> TrainConfig:
+    """A stage-0 fine-tune of `start` whose model differs by `change`."""
+    return _tiny(
         tmp_path / "run",
-        f"model.init_from={path}",
+        f"model.init_from={start}",
         "model.use_defocus=true",
-        "model.reblur_widths=4",
+        change,
         "stages.front_end_steps=2",
     )
-    grown = initial_restorer(config).eval()
+
+
+def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path) -> None:
+    start, path = _defocus_start(tmp_path, "model.reblur_widths=2")
+    grown = initial_restorer(_stage0_from(tmp_path, path, "model.reblur_widths=4")).eval()
     assert grown.defocus is not None
     assert start.defocus is not None
     assert grown.config.defocus is not None
@@ -347,17 +357,8 @@ def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path
 def test_init_from_another_estimator_keeps_the_rest_and_starts_it_fresh(
     tmp_path: Path, change: str
 ) -> None:
-    torch.manual_seed(0)
-    start = build_restorer(model_config(_tiny(Path("unused"), "model.use_defocus=true").model))
-    path = tmp_path / "start.safetensors"
-    save_restorer(path, start)
-    config = _tiny(
-        tmp_path / "run",
-        f"model.init_from={path}",
-        "model.use_defocus=true",
-        change,
-        "stages.front_end_steps=2",
-    )
+    start, path = _defocus_start(tmp_path)
+    config = _stage0_from(tmp_path, path, change)
     torch.manual_seed(1)
     restorer = initial_restorer(config)
     assert restorer.config == model_config(config.model)
