@@ -1,7 +1,8 @@
-"""CPU precision of the worker: float32 against bf16 autocast, speed and fidelity; prints tables.
+"""CPU precision of the worker: float32 against bf16 autocast and int8, speed and fidelity; prints
+tables.
 
     python -m bench.cpu_precision [--checkpoints weights/default.safetensors ...]
-        [--threads 1] [--repeats 3] [--image-px 1024] [--cases 3]
+        [--threads 1] [--repeats 3] [--image-px 1024] [--cases 3] [--modes fp32 bf16 int8]
 
 For each checkpoint, through the worker's own path (`worker.runtime.Runtime` on the CPU, its
 precision set to each mode in turn):
@@ -16,6 +17,13 @@ precision set to each mode in turn):
    noise 0.01, 8-bit), the PSNR of each mode against the sharp reference, so "within 0.05 dB
    of fp32" can be checked.
 
+`int8` is a candidate the worker does not offer: the network's linear layers (attention input
+projections, feed-forward projections, skip and channel reductions) replaced by PyTorch's
+dynamically quantised int8 linear layers (`torch.ao.quantization.quantize_dynamic`, deprecated in
+favour of torchao, which is not a dependency: int8 weights per tensor, activations quantised per
+call), the rest in float32. The attention's output projection stays float32: it reads its weight
+directly to split one GEMM into two (`model.layers.MixedAttention._attend`).
+
 The machine's `torch.backends.cpu.get_cpu_capability()` is printed with the tables: bf16 runs on
 native instructions only where it reports AVX512 and the CPU has AVX512-BF16 or AMX; elsewhere
 its kernels convert to and from float32. FFT parts (the Wiener bank, the defocus front end)
@@ -25,17 +33,22 @@ run in float32 under any autocast.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from model.evaluation.cases import EVAL_PHOTOS, load_eval_photos, synthetic_cases
 from model.evaluation.metrics import psnr
+from model.layers import MixedAttention
+from model.swintormer import Swintormer
 from model.tiling import TileSettings
 from service.config import Settings
 from worker.runtime import RestoreRequest, Runtime
@@ -45,7 +58,7 @@ CHECKPOINTS = (
     REPO_ROOT / "weights/default.safetensors",
     REPO_ROOT / "weights/lite_defocus.safetensors",
 )
-MODES = ("fp32", "bf16")
+MODES = ("fp32", "bf16", "int8")
 TILES = TileSettings()  # the deployment default: 256 px tiles, 32 px overlap, batch 4
 SEED = 0
 
@@ -62,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--image-px", type=int, default=1024, help="side of the ~1 MP image")
     parser.add_argument("--cases", type=int, default=2, help="synthetic evaluation cases")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["fp32", "bf16"])
     return parser.parse_args(argv)
 
 
@@ -86,30 +99,63 @@ def interleaved_medians(
     return {mode: statistics.median(runs) for mode, runs in times.items()}
 
 
-def _runtime(checkpoint: Path, threads: int) -> Runtime:
-    runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu", cpu_threads=threads))
-    runtime.setup()
-    return runtime
+def int8_network(network: Swintormer) -> Swintormer:
+    """A copy of `network` whose linear layers run as dynamically quantised int8, except the
+    attention output projections (their weight is read directly) and the small MLP that makes the
+    attention's position bias (`cpb_mlp`, run once per window size)."""
+    quantised = copy.deepcopy(network)
+    for parent, module in list(quantised.named_modules()):
+        for name, child in list(module.named_children()):
+            keep = (
+                isinstance(module, MixedAttention) and name == "project_out"
+            ) or parent.endswith("cpb_mlp")
+            if isinstance(child, nn.Linear) and not keep:
+                with warnings.catch_warnings():  # quantised tensors are deprecated (torchao)
+                    warnings.simplefilter("ignore")
+                    wrapped = torch.ao.quantization.quantize_dynamic(
+                        nn.Sequential(child), {nn.Linear}, dtype=torch.qint8
+                    )
+                setattr(module, name, wrapped[0])
+    return quantised
 
 
-def _restore(runtime: Runtime, mode: str, rgb: np.ndarray) -> np.ndarray:
-    runtime.precision = mode
-    return runtime(rgb, RestoreRequest(tiles=TILES, seed=SEED)).rgb
+class Modes:
+    """Switches one warm runtime between the modes: the precision, and for int8 the network."""
+
+    def __init__(self, checkpoint: Path, threads: int, modes: list[str]) -> None:
+        self.runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu", cpu_threads=threads))
+        self.runtime.setup()
+        assert self.runtime.restorer is not None
+        self.fp32_network = self.runtime.restorer.network
+        self.int8 = int8_network(self.fp32_network) if "int8" in modes else None
+
+    def use(self, mode: str) -> Runtime:
+        """The runtime, set up to run `mode`."""
+        assert self.runtime.restorer is not None
+        self.runtime.precision = "bf16" if mode == "bf16" else "fp32"
+        network = self.int8 if mode == "int8" else self.fp32_network
+        assert network is not None
+        self.runtime.restorer.network = network
+        return self.runtime
 
 
-def _restore_batch(runtime: Runtime, mode: str, tiles: torch.Tensor) -> None:
-    runtime.precision = mode
+def _restore(modes: Modes, mode: str, rgb: np.ndarray) -> np.ndarray:
+    return modes.use(mode)(rgb, RestoreRequest(tiles=TILES, seed=SEED)).rgb
+
+
+def _restore_batch(modes: Modes, mode: str, tiles: torch.Tensor) -> None:
+    runtime = modes.use(mode)
     with torch.inference_mode():
         runtime.restore_batch(tiles, RestoreRequest(tiles=TILES, seed=SEED))
 
 
-def tile_batch_rows(runtime: Runtime, modes: list[str], repeats: int) -> list[str]:
+def tile_batch_rows(runner: Modes, modes: list[str], repeats: int) -> list[str]:
     """Markdown rows of one batch of tiles: mode, median s, MP/s, speed relative to fp32."""
-    assert runtime.restorer is not None
-    shape = (TILES.batch, runtime.restorer.image_channels, TILES.tile_px, TILES.tile_px)
+    assert runner.runtime.restorer is not None
+    shape = (TILES.batch, runner.runtime.restorer.image_channels, TILES.tile_px, TILES.tile_px)
     tiles = torch.rand(shape, generator=torch.Generator().manual_seed(SEED))
     calls: dict[str, Callable[[], object]] = {
-        mode: functools.partial(_restore_batch, runtime, mode, tiles) for mode in modes
+        mode: functools.partial(_restore_batch, runner, mode, tiles) for mode in modes
     }
     medians = interleaved_medians(calls, repeats, warm_up=True)
     megapixels = TILES.batch * TILES.tile_px**2 / 1e6
@@ -118,13 +164,13 @@ def tile_batch_rows(runtime: Runtime, modes: list[str], repeats: int) -> list[st
 
 
 def image_rows(
-    runtime: Runtime, modes: list[str], image: np.ndarray, repeats: int
+    runner: Modes, modes: list[str], image: np.ndarray, repeats: int
 ) -> tuple[list[str], dict[str, np.ndarray]]:
     """Markdown rows of one tiled image (the model is warm by now), and each mode's output."""
     outputs: dict[str, np.ndarray] = {}
 
     def restore(mode: str) -> None:
-        outputs[mode] = _restore(runtime, mode, image)
+        outputs[mode] = _restore(runner, mode, image)
 
     calls: dict[str, Callable[[], object]] = {
         mode: functools.partial(restore, mode) for mode in modes
@@ -142,7 +188,7 @@ def _speed_row(name: str, mode: str, megapixels: float, medians: dict[str, float
 
 
 def fidelity_rows(
-    runtime: Runtime, modes: list[str], outputs: dict[str, np.ndarray], case_count: int
+    runner: Modes, modes: list[str], outputs: dict[str, np.ndarray], case_count: int
 ) -> list[str]:
     """Markdown rows: mode, PSNR of its image output vs fp32's, mean PSNR vs sharp on the
     synthetic cases, and that mean's difference from fp32's."""
@@ -151,7 +197,7 @@ def fidelity_rows(
     scores = {}
     for mode in modes:
         scores[mode] = statistics.mean(
-            psnr(_restore(runtime, mode, case.blurry), case.sharp) for case in cases
+            psnr(_restore(runner, mode, case.blurry), case.sharp) for case in cases
         )
     rows = []
     for mode in modes:
@@ -179,13 +225,13 @@ def main(argv: list[str] | None = None) -> None:
         f" tile-batch rounds after a warm-up, {args.image_repeats} image round(s)"
     )
     for checkpoint in args.checkpoints:
-        runtime = _runtime(checkpoint, args.threads)
+        runner = Modes(checkpoint, args.threads, args.modes)
         print(f"\n### {checkpoint.name}\n")
         print("| workload | mode | median s | MP/s | speed vs fp32 |")
         print("|---|---|---|---|---|")
-        for row in tile_batch_rows(runtime, args.modes, args.repeats):
+        for row in tile_batch_rows(runner, args.modes, args.repeats):
             print(row, flush=True)
-        rows, outputs = image_rows(runtime, args.modes, image, args.image_repeats)
+        rows, outputs = image_rows(runner, args.modes, image, args.image_repeats)
         for row in rows:
             print(row, flush=True)
         print()
@@ -194,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             " synthetic cases (r=3 px, σ=0.01), dB | vs fp32, dB |"
         )
         print("|---|---|---|---|")
-        for row in fidelity_rows(runtime, args.modes, outputs, args.cases):
+        for row in fidelity_rows(runner, args.modes, outputs, args.cases):
             print(row, flush=True)
 
 

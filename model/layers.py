@@ -215,7 +215,10 @@ class MixedAttention(nn.Module):
         """The position bias, cached in eval mode while no gradient must flow through it.
 
         The cache key holds the CPB parameters' storage and in-place version counters, so
-        `load_state_dict`, an optimizer step or a device/dtype move invalidates it.
+        `load_state_dict`, an optimizer step or a device/dtype move invalidates it. The cached
+        bias is computed outside autocast, in the parameters' dtype: filled under bf16 autocast
+        (a bf16 worker's warm-up), it would otherwise be bf16 and break the next call that runs
+        without autocast (a 16-bit image, always float32) in the bias-fused `baddbmm`.
         """
         params = list(self.cpb_mlp.parameters())
         if (
@@ -226,7 +229,12 @@ class MixedAttention(nn.Module):
             return self.compute_position_bias()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         if self._bias_cache is None or self._bias_cache[0] != key:
-            with torch.inference_mode(False), torch.no_grad():
+            device_type = self.relative_coords_table.device.type
+            with (
+                torch.inference_mode(False),
+                torch.no_grad(),
+                torch.autocast(device_type, enabled=False),
+            ):
                 self._bias_cache = (key, self.compute_position_bias())
         return self._bias_cache[1]
 

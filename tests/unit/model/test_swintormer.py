@@ -144,6 +144,18 @@ def test_cached_position_bias_follows_the_weights() -> None:
         torch.testing.assert_close(attention.position_bias(), other.compute_position_bias())
 
 
+@pytest.mark.parametrize("heads", [1, 2])
+def test_a_position_bias_cached_under_autocast_serves_float32_calls(heads: int) -> None:
+    attention = MixedAttention(dim=8, heads=heads, window=4, shift=2, bias=False).eval()
+    tokens = torch.rand(1, 8, 8, 8)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            attention(tokens)  # a bf16 worker's warm-up fills the cache
+        assert attention.position_bias().dtype == torch.float32
+        torch.testing.assert_close(attention.position_bias(), attention.compute_position_bias())
+        assert attention(tokens).dtype == torch.float32  # a 16-bit image's float32 job
+
+
 def test_film_hook_starts_as_identity_and_then_conditions(tiny_config: SwintormerConfig) -> None:
     plain = Swintormer(tiny_config).eval()
     config = SwintormerConfig(**{**tiny_config.to_dict(), "cond_channels": 4})

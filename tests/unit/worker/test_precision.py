@@ -21,6 +21,7 @@ from service.codec import DecodedImage
 from service.config import Settings
 from service.schemas import DeblurOptions
 from tests.factories import save_tiny_checkpoint
+from worker import runtime as runtime_module
 from worker.runtime import RestoreRequest, Runtime
 
 
@@ -37,15 +38,16 @@ def _runtime(checkpoint: Path, **settings: object) -> Runtime:
 
 
 def test_a_16_bit_input_runs_in_fp32_whatever_the_precision(checkpoint: Path) -> None:
-    runtime = _runtime(checkpoint)
     rgb = np.random.default_rng(0).random((72, 90, 3), dtype=np.float32)
     tiles = TileSettings(tile_px=64, overlap_px=16, batch=2)
-    reference = runtime(rgb, RestoreRequest(tiles=tiles, seed=1)).rgb
+    reference = _runtime(checkpoint, cpu_precision="fp32")(rgb, RestoreRequest(tiles=tiles, seed=1))
+    runtime = _runtime(checkpoint, cpu_precision="fp32")
     runtime.precision = "bf16"  # as a CUDA worker with SWINTORMER_PRECISION=bf16
+    # the bf16 job first, so the model's caches are first filled under autocast
     eight_bit = runtime(rgb, RestoreRequest(tiles=tiles, seed=1)).rgb
     sixteen_bit = runtime(rgb, RestoreRequest(tiles=tiles, seed=1, high_depth=True)).rgb
-    assert not np.array_equal(eight_bit, reference)  # bf16 really ran for the 8-bit input
-    np.testing.assert_array_equal(sixteen_bit, reference)
+    assert not np.array_equal(eight_bit, reference.rgb)  # bf16 really ran for the 8-bit input
+    np.testing.assert_array_equal(sixteen_bit, reference.rgb)
 
 
 def test_a_job_request_carries_the_input_depth() -> None:
@@ -114,17 +116,47 @@ def test_the_cpu_leaves_tf32_alone(checkpoint: Path, before: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("setting", "runs"), [("auto", "fp32"), ("fp32", "fp32"), ("bf16", "bf16")]
+    ("setting", "native", "runs"),
+    [
+        ("auto", False, "fp32"),
+        ("auto", True, "bf16"),
+        ("fp32", True, "fp32"),
+        ("fp32", False, "fp32"),
+        ("bf16", False, "bf16"),
+        ("bf16", True, "bf16"),
+    ],
 )
 def test_the_cpu_precision_setting_is_applied_and_logged(
-    checkpoint: Path, caplog: pytest.LogCaptureFixture, setting: str, runs: str
+    checkpoint: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    native: bool,
+    runs: str,
 ) -> None:
+    monkeypatch.setattr(runtime_module, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level(logging.INFO, logger="worker.runtime"):
         runtime = _runtime(checkpoint, cpu_precision=setting)
     assert runtime.precision == runs
     capability = torch.backends.cpu.get_cpu_capability()
     assert f"precision {runs} on the CPU (SWINTORMER_CPU_PRECISION={setting}" in caplog.text
-    assert f"CPU capability {capability})" in caplog.text
+    assert f"CPU capability {capability}, native bf16 {'yes' if native else 'no'})" in caplog.text
+
+
+def test_native_bf16_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    for avx512_bf16, amx, expected in [
+        (False, False, False),
+        (True, False, True),
+        (False, True, True),
+    ]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert runtime_module.cpu_has_native_bf16() is expected
+
+
+def test_an_unknown_cpu_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="cpu_precision must be auto, fp32 or bf16"):
+        runtime_module.choose_cpu_precision("int8", native_bf16=True)
 
 
 def test_bf16_on_the_cpu_runs_under_autocast_and_keeps_the_output_close(checkpoint: Path) -> None:
