@@ -207,18 +207,22 @@ def fidelity_rows(
     return rows
 
 
+def photo_like_image(side_px: int) -> np.ndarray:
+    """A side_px x side_px RGB float32 image in [0, 1]: the first evaluation photo mirrored and
+    tiled up to the size, with a little noise (seeded), so timings see photo-like content."""
+    rng = np.random.default_rng(SEED)
+    photo = load_eval_photos(EVAL_PHOTOS[:1], crop_px=min(side_px, 512))[0][1]
+    reps = -(-side_px // photo.shape[0])
+    mirrored = np.concatenate([photo, photo[::-1]], axis=0)
+    image = np.tile(np.concatenate([mirrored, mirrored[:, ::-1]], axis=1), (reps, reps, 1))
+    image = np.ascontiguousarray(image[:side_px, :side_px]).astype(np.float32)
+    return np.clip(image + rng.normal(0, 0.005, image.shape).astype(np.float32), 0, 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(SEED)
-    photos = load_eval_photos(EVAL_PHOTOS[:1], crop_px=min(args.image_px, 512))
-    # a ~1 MP photo-like image: the first evaluation photo tiled (mirrored) up to the size
-    photo = photos[0][1]
-    reps = -(-args.image_px // photo.shape[0])
-    mirrored = np.concatenate([photo, photo[::-1]], axis=0)
-    image = np.tile(np.concatenate([mirrored, mirrored[:, ::-1]], axis=1), (reps, reps, 1))
-    image = np.ascontiguousarray(image[: args.image_px, : args.image_px]).astype(np.float32)
-    image = np.clip(image + rng.normal(0, 0.005, image.shape).astype(np.float32), 0, 1)
+    image = photo_like_image(args.image_px)
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), CPU capability"
         f" {torch.backends.cpu.get_cpu_capability()}; per mode, interleaved: {args.repeats}"
