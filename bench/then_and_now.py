@@ -34,6 +34,7 @@ from PIL import Image
 
 from bench.cpu_precision import photo_like_image
 from model.evaluation.metrics import psnr
+from service.codec import read_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BEFORE_ISSUE_18 = "5573eab"  # the last commit before issue #18's first fix
@@ -71,19 +72,16 @@ def run_deblur(tree: Path, image: Path, output: Path, checkpoint: Path, threads:
         "SWINTORMER_CPU_THREADS": str(threads),
     }
     command = [sys.executable, "-m", "swintormer", "deblur", str(image), "-o", str(output)]
+    command += ["--checkpoint", str(checkpoint.resolve())]
     start = time.perf_counter()
     subprocess.run(
-        [*command, "--checkpoint", str(checkpoint.resolve())],
+        command,
         cwd=tree,
         env=env,
         check=True,
         capture_output=True,
     )
     return time.perf_counter() - start
-
-
-def _read(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
             for side, tree in trees.items():
                 output = folder / f"{side}.png"
                 times[side].append(run_deblur(tree, image, output, args.checkpoint, args.threads))
-        versus = psnr(_read(folder / "today.png"), _read(folder / f"{args.commit}.png"), 0)
+        today, then = (read_file(folder / f"{side}.png").rgb for side in ("today", args.commit))
+        versus = psnr(today, then, 0)
     megapixels = args.image_px**2 / 1e6
     then_s = statistics.median(times[args.commit])
     print(
