@@ -100,6 +100,10 @@ class StagesSection:
 
     front_end_steps: int = 0  # stage 0: the blur estimator alone (needs model.use_defocus)
     radius_weight: float = 0.05  # weight of the estimator's radius cross-entropy (stages 0, 1)
+    # stage 0 scores what the frozen network and prior restore from the blend instead of the
+    # blend itself (the estimator learns the blend the network refines best); needs
+    # model.init_from, whose network is trained
+    front_end_through_network: bool = False
     # share of each batch's images blended by the true radius map in stages 1 and 2 (the rest by
     # the estimate), so the network learns to trust a correct blend; needs model.use_defocus
     true_map_fraction: float = 0.0
@@ -330,6 +334,13 @@ def _validate(config: TrainConfig) -> None:
         problems.append(f"model.reblur_widths must be in 1..6 (got {config.model.reblur_widths})")
     if config.stages.front_end_steps and not config.model.use_defocus:
         problems.append("stages.front_end_steps must be 0 when model.use_defocus is false")
+    if config.stages.front_end_through_network and not (
+        config.model.init_from and config.stages.front_end_steps
+    ):
+        problems.append(
+            "stages.front_end_through_network needs stages.front_end_steps > 0 and a trained "
+            "network to score through (model.init_from)"
+        )
     prior_fine_tune = config.model.use_prior and config.stages.stage2_steps > 0
     if config.stages.stage1_steps == 0 and not (
         config.model.init_from and (prior_fine_tune or config.stages.front_end_steps > 0)

@@ -7,6 +7,10 @@ its parts by hand.
 Stage 0 (front end, only with the defocus front end): the blur estimator alone learns to blend
 the Wiener bank, L1(blend, sharp) + `radius_weight` * cross-entropy of its radius scores against
 the radius map the degradation knows. Validation scores the blend (not a deployable model).
+With `stages.front_end_through_network` the image term is instead L1(restored, sharp) of the
+deployed path (front end, prior sampled from noise, network), the network and prior frozen: the
+estimator then learns the blend the trained network refines best rather than the blend closest
+to the sharp image, and validation is the deployed model's.
 
 Stage 1 (docs/prior.md): the network, the teacher `PriorEncoderGT` and the blur estimator learn
 together; the network reads the blend beside the blurry image and sees
@@ -102,6 +106,22 @@ def front_end_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losse
     front = model.front(batch.blurry)
     assert front is not None
     return _image_losses(front.blend, batch.sharp, _radius_term(model, front, batch), radius_weight)
+
+
+def front_end_restored_loss(
+    model: Restorer, batch: Batch, radius_weight: float, generator: torch.Generator
+) -> Losses:
+    """Stage-0 forward through the frozen network and prior: L1 of what inference restores.
+
+    The blend's L1 scores it against the sharp image, but the network does not refine every
+    blend error equally well (ringing from a too-large radius is harder to undo than a blend
+    left soft); this loss lets the estimator's gradient come through the network, so it learns
+    what the deployed model needs. The prior draws z from `generator`'s noise, as at inference.
+    """
+    front = model.front(batch.blurry)
+    assert front is not None
+    restored = model.run(batch.blurry, generator=generator, front=front).restored
+    return _image_losses(restored, batch.sharp, _radius_term(model, front, batch), radius_weight)
 
 
 def stage1_parameters(model: Restorer) -> list[nn.Parameter]:

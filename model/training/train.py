@@ -226,13 +226,13 @@ def _output(
     return run
 
 
-def _stage2_output(
-    true_map_fraction: float,
+def _generated_output(
+    loss: Callable[[Restorer, Batch, torch.Generator], stage_fns.Losses],
 ) -> Callable[[Restorer, Batch, torch.Generator], tuple[Tensor, Tensor]]:
-    """Stage 2's loss in `fit`'s (loss, output) form."""
+    """A stage loss that draws diffusion noise from the step's generator, in `fit`'s form."""
 
     def run(model: Restorer, batch: Batch, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        losses = stage_fns.stage2_loss(model, batch, generator, true_map_fraction)
+        losses = loss(model, batch, generator)
         return losses.total, losses.restored
 
     return run
@@ -243,7 +243,21 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
     optim, stages = config.optim, config.stages
     weight, true_map = stages.radius_weight, stages.true_map_fraction
     result: list[Stage[Restorer]] = []
-    if stages.front_end_steps:
+    if stages.front_end_steps and stages.front_end_through_network:
+        result.append(
+            Stage(
+                0,
+                stages.front_end_steps,
+                optim.front_end_lr,
+                stage_fns.front_end_parameters,
+                _generated_output(
+                    lambda m, b, g: stage_fns.front_end_restored_loss(m, b, weight, g)
+                ),
+                stage_fns.deployed_restore,
+                deployable=True,
+            )
+        )
+    elif stages.front_end_steps:
         result.append(
             Stage(
                 0,
@@ -276,7 +290,9 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 stages.stage2_steps,
                 optim.stage2_lr,
                 lambda m: stage_fns.stage2_parameters(m, fine_tune),
-                _stage2_output(true_map),
+                _generated_output(
+                    lambda m, b, g: stage_fns.stage2_loss(m, b, g, true_map)
+                ),
                 stage_fns.deployed_restore,
                 deployable=True,
             )

@@ -16,6 +16,7 @@ from model.training.stages import (
     Losses,
     front_end_loss,
     front_end_parameters,
+    front_end_restored_loss,
     is_encoder_parameter,
     stage1_loss,
     stage1_parameters,
@@ -250,3 +251,44 @@ def test_stage_losses_run_with_true_map_blends() -> None:
     stage2_parameters(model)
     generator = torch.Generator().manual_seed(0)
     assert torch.isfinite(stage2_loss(model, _batch(), generator, true_map_fraction=1.0).total)
+
+
+def test_front_end_through_the_network_trains_the_estimator_on_the_restored_image() -> None:
+    torch.manual_seed(0)
+    model = _model(defocus=True)
+    assert model.defocus is not None
+    batch = _batch()
+    params = front_end_parameters(model)
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters()}
+    losses = front_end_restored_loss(model, batch, RADIUS_WEIGHT, torch.Generator().manual_seed(3))
+    assert losses.radius is not None
+    with torch.no_grad():
+        deployed = model.restore(batch.blurry, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(losses.restored, deployed)
+    assert float(losses.image) == pytest.approx(float(F.l1_loss(deployed, batch.sharp)), rel=1e-5)
+    optimizer = torch.optim.Adam(params, lr=1e-2)
+    optimizer.zero_grad(set_to_none=True)
+    losses.total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    optimizer.step()
+    for name, param in model.named_parameters():
+        moved = not torch.equal(param.detach(), frozen[name])
+        assert moved == name.startswith("defocus.estimator."), name
+
+
+def test_front_end_through_a_network_that_adds_nothing_is_the_blend_loss() -> None:
+    torch.manual_seed(0)
+    model = _model(defocus=True)
+    head = model.network.output[0]
+    assert isinstance(head, torch.nn.Conv2d)
+    torch.nn.init.zeros_(head.weight)  # bias-free: the network now returns the blend
+    batch = _batch()
+    params = front_end_parameters(model)
+    through = front_end_restored_loss(model, batch, RADIUS_WEIGHT, torch.Generator().manual_seed(5))
+    through_grads = torch.autograd.grad(through.total, params)
+    blend = front_end_loss(model, batch, RADIUS_WEIGHT)
+    blend_grads = torch.autograd.grad(blend.total, params)
+    torch.testing.assert_close(through.restored, blend.restored)
+    assert float(through.total.detach()) == pytest.approx(float(blend.total.detach()), rel=1e-6)
+    for got, expected in zip(through_grads, blend_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
