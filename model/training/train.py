@@ -290,9 +290,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 stages.stage2_steps,
                 optim.stage2_lr,
                 lambda m: stage_fns.stage2_parameters(m, fine_tune),
-                _generated_output(
-                    lambda m, b, g: stage_fns.stage2_loss(m, b, g, true_map)
-                ),
+                _generated_output(lambda m, b, g: stage_fns.stage2_loss(m, b, g, true_map)),
                 stage_fns.deployed_restore,
                 deployable=True,
             )
