@@ -63,6 +63,11 @@ def test_int_is_accepted_for_float(tmp_path: Path) -> None:
         ("[data]\nmax_radius_px = 4.0\n", r"max_radius_median_px <= data\.max_radius_px"),
         ("[stages]\ntrue_map_fraction = 1.5\n", r"true_map_fraction must be in \[0, 1\]"),
         ("[stages]\ntrue_map_fraction = 0.5\n", r"true_map_fraction must be 0 when"),
+        (
+            "[model]\nuse_defocus = true\n[stages]\nfront_end_steps = 2\n"
+            "front_end_through_network = true\n",
+            r"front_end_through_network needs",
+        ),
         ("[optim\n", "not valid TOML"),
     ],
 )

@@ -388,3 +388,29 @@ def test_adopting_another_estimator_needs_front_ends() -> None:
 def test_reblur_widths_are_bounded(tmp_path: Path) -> None:
     with pytest.raises(TrainConfigError, match="reblur_widths"):
         _tiny(tmp_path, "model.reblur_widths=0")
+
+
+def test_stage0_through_the_network_keeps_all_but_the_estimator(tmp_path: Path) -> None:
+    start, path = _defocus_start(tmp_path)
+    config = _tiny(
+        tmp_path / "run",
+        f"model.init_from={path}",
+        "model.use_defocus=true",
+        "stages.front_end_steps=3",
+        "stages.front_end_through_network=true",
+        "stages.stage1_steps=0",
+        "stages.stage2_steps=0",
+    )
+    (stage,) = build_stages(config)
+    assert (stage.number, stage.deployable) == (0, True)
+    logged: list[str] = []
+    assert train(config, log=logged.append).finished
+    assert any("new best" in line for line in logged)
+    trained = load_restorer(tmp_path / "run" / "best.safetensors").state_dict()
+    moved = {
+        name
+        for name, tensor in start.state_dict().items()
+        if not torch.equal(trained[name], tensor)
+    }
+    assert moved
+    assert all(name.startswith("defocus.estimator.") for name in moved), sorted(moved)
