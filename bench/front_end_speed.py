@@ -1,13 +1,19 @@
 """Cost of the defocus front end beside the network it feeds, and how well it tiles.
 
-Times, round-robin so that machine noise hits every variant alike, on a batch of tiles:
+Times, round-robin so that machine noise hits every variant alike, on a batch of tiles cut from
+one evaluation photo blurred by a disk (`--photo`, `--radius`; what the front end skips depends
+on the image, so random pixels would time a case no user sends):
 - `network`: the `lite` network alone on 6-channel tiles (what refines the blend);
-- `bank`: the Wiener bank (every radius x regularisation, with its edge tapers);
-- `estimator`: the blur estimator on the bank's candidates;
-- `front end`: bank + estimator + blend, what runs before the network;
+- `bank`: the Wiener bank on the tiles' luminance (every radius x regularisation, with its
+  edge tapers), what the estimator reads;
+- `estimator`: the blur estimator on those candidates;
+- `front end`: luminance bank + estimator + the red and blue bank of the candidates each tile
+  weights (`model.defocus.SKIP_WEIGHT`) + blend, what runs before the network;
+- `front end, every candidate`: the same with nothing skipped (what training runs);
 - `restorer`: the whole deployable model (front end, prior T=4, network).
 It prints medians of CPU time (one thread by default; wall time on a shared machine mostly
-measures the neighbours) and each variant's share of the network's time in the same run.
+measures the neighbours), each variant's share of the network's time in the same run, and the
+share of the red and blue candidates the tiles kept.
 
 Then the seams: the front end's blend and radius map on one evaluation photo, tiled as deployed
 (feathered 256 px tiles, 32 px overlap) against the whole image at once.
@@ -18,6 +24,7 @@ Then the seams: the front end's blend and radius map on one evaluation photo, ti
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 from pathlib import Path
 
@@ -27,6 +34,7 @@ import torch
 from bench.prior_speed import interleaved_times
 from model.config import model_preset
 from model.data.degrade import convolve, quantise_8bit
+from model.defocus import DefocusFrontEnd, luma
 from model.evaluation.cases import EVAL_PHOTOS, load_eval_photos
 from model.evaluation.metrics import psnr
 from model.psf import disk_psf
@@ -41,31 +49,64 @@ def _restorer(checkpoint: Path | None) -> Restorer:
     return build_restorer(model_preset("lite-defocus")).eval()
 
 
-def speed_table(restorer: Restorer, batch: int, tile_px: int, repeats: int) -> list[str]:
+def _blurred_tiles(photo: str, radius_px: float, batch: int, tile_px: int) -> torch.Tensor:
+    """`batch` tiles (batch, 3, tile, tile) from the photo blurred by a disk, row by row."""
+    ((_, sharp),) = load_eval_photos([p for p in EVAL_PHOTOS if p.name == photo], crop_px=768)
+    blurry = torch.from_numpy(quantise_8bit(convolve(sharp, disk_psf(radius_px))))
+    h, w = blurry.shape[:2]
+    corners = [
+        (y, x)
+        for y in range(0, h - tile_px + 1, tile_px)
+        for x in range(0, w - tile_px + 1, tile_px)
+    ]
+    if len(corners) < batch:
+        raise ValueError(f"{photo} holds {len(corners)} tiles of {tile_px} px, not {batch}")
+    tiles = [blurry[y : y + tile_px, x : x + tile_px] for y, x in corners[:batch]]
+    return torch.stack(tiles).permute(0, 3, 1, 2).contiguous()
+
+
+def kept_share(defocus: DefocusFrontEnd, tiles: torch.Tensor) -> float:
+    """Share of the (tile, radius, regularisation) candidates the front end computes in colour."""
+    with torch.inference_mode():
+        candidate_luma = defocus.bank(luma(tiles)[:, None])[:, :, :, 0]
+        radius_logits, balance_logits = defocus.estimator(tiles, candidate_luma)
+    weights = radius_logits.softmax(dim=1)[:, :, None] * balance_logits.softmax(dim=1)[:, None]
+    return float((weights.amax(dim=(-2, -1)) >= defocus.skip_weight).float().mean())
+
+
+def speed_table(
+    restorer: Restorer, batch: int, tile_px: int, repeats: int, photo: str, radius_px: float
+) -> list[str]:
     """Markdown rows: median CPU ms per variant and its share of the network's."""
     defocus = restorer.defocus
     assert defocus is not None, "the checkpoint has no defocus front end"
-    tiles = torch.rand(batch, 3, tile_px, tile_px)
-    network_in = torch.rand(batch, 6, tile_px, tile_px)
-    candidates = defocus.bank(tiles)
+    tiles = _blurred_tiles(photo, radius_px, batch, tile_px)
+    grey = luma(tiles)[:, None]
+    network_in = torch.cat([tiles, tiles], dim=1)
+    dense = copy.deepcopy(defocus)
+    dense.skip_weight = 0.0
+    with torch.inference_mode():
+        candidate_luma = defocus.bank(grey)[:, :, :, 0]
     variants = {
         "network (lite, 6 channels)": lambda: restorer.network(network_in),
-        "bank": lambda: defocus.bank(tiles),
-        "estimator": lambda: defocus.estimator(tiles, candidates),
-        "front end (bank + estimator + blend)": lambda: defocus(tiles),
+        "bank (luminance, every candidate)": lambda: defocus.bank(grey),
+        "estimator": lambda: defocus.estimator(tiles, candidate_luma),
+        "front end (bank + estimator + colour of the kept + blend)": lambda: defocus(tiles),
+        "front end, every candidate": lambda: dense(tiles),
         "restorer (front end + prior T=4 + network)": lambda: restorer.restore(tiles),
     }
     with torch.inference_mode():
         _, cpu = interleaved_times(variants, repeats, torch.device("cpu"))
     base = statistics.median(cpu["network (lite, 6 channels)"])
     rows = [
-        f"| {tile_px} px tiles, batch {batch}, {torch.get_num_threads()} thread(s) |"
-        " CPU ms (median) | share of the network |",
+        f"| {tile_px} px tiles of {photo} at r = {radius_px:g} px, batch {batch},"
+        f" {torch.get_num_threads()} thread(s) | CPU ms (median) | share of the network |",
         "|---|---:|---:|",
     ]
     for name, samples in cpu.items():
         median = statistics.median(samples)
         rows.append(f"| {name} | {1000 * median:.0f} | {median / base:.2f} |")
+    rows.append(f"| red and blue candidates kept | {kept_share(defocus, tiles):.0%} | |")
     return rows
 
 
@@ -113,7 +154,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     restorer = _restorer(args.checkpoint)
-    print("\n".join(speed_table(restorer, args.batch, args.tile_px, args.repeats)))
+    rows = speed_table(restorer, args.batch, args.tile_px, args.repeats, args.photo, args.radius)
+    print("\n".join(rows))
     print()
     print("\n".join(seam_table(restorer, args.photo, args.radius)))
 

@@ -153,20 +153,21 @@ class BlurEstimator(nn.Module):
             cues.append(F.avg_pool2d(ratio * weight, 4, ceil_mode=True) / pooled_weight)
         return torch.cat(cues, dim=1)  # (B, 1 + reblur_count, h, w)
 
-    def forward(self, blurry: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, blurry: Tensor, candidate_luma: Tensor) -> tuple[Tensor, Tensor]:
         """Score the candidates.
 
         Args:
             blurry: (B, 3, H, W) in [0, 1].
-            candidates: (B, R, N, 3, H, W) from the bank.
+            candidate_luma: (B, R, N, H, W) the luminance of the bank's candidates, which is
+                the bank applied to the luminance (every step of the bank is linear).
 
         Returns:
             (radius logits (B, R, H, W), balance logits (B, N, H, W)).
         """
-        B, R, N, _, H, W = candidates.shape
+        B, R, N, H, W = candidate_luma.shape
         grey = luma(blurry)[:, None]  # (B, 1, H, W)
         reference = self._log_energy(grey)  # (B, 1, h, w)
-        relative = self._log_energy(luma(candidates).reshape(B, R * N, H, W)) - reference
+        relative = self._log_energy(candidate_luma.reshape(B, R * N, H, W)) - reference
         pooled = F.avg_pool2d(grey, 4, ceil_mode=True) * 2 - 1  # (B, 1, h, w)
         cues = torch.cat([pooled, self.gradient_ratios(grey), relative], dim=1)
         features = self.blocks(self.stem(cues))
@@ -199,14 +200,44 @@ def weighted_sum(weights: Tensor, candidates: Tensor) -> Tensor:
     return blend
 
 
+def rgb_from_luma(luma_plane: Tensor, red_blue: Tensor) -> Tensor:
+    """RGB (B, 3, H, W) from luminance (B, 1, H, W) and the red and blue planes (B, 2, H, W):
+    green is what `LUMA` leaves of the luminance."""
+    red, blue = red_blue[:, :1], red_blue[:, 1:]
+    green = (luma_plane - LUMA[0] * red - LUMA[2] * blue) / LUMA[1]
+    return torch.cat([red, green, blue], dim=1)
+
+
+# At inference, a candidate whose weight stays below this at every pixel of an image (tile) is
+# neither computed for its colour nor blended: it could move no pixel by more than this share of
+# its value. The estimator spreads its weights, but within one tile about a third of the 24
+# candidates of the lite-defocus bank never reach it (docs/defocus.md, "Cost").
+SKIP_WEIGHT = 1e-3
+
+
 class DefocusFrontEnd(nn.Module):
-    """Bank + estimator: blurry (B, 3, H, W) -> `FrontEndOutput`."""
+    """Bank + estimator: blurry (B, 3, H, W) -> `FrontEndOutput`.
+
+    The estimator reads only the candidates' luminance, so the bank first runs on the luminance
+    alone (every candidate). The blend then needs two more planes, red and blue (green follows
+    from the luminance), and at inference only for the candidates an image weights at least
+    `skip_weight` somewhere; the weights of the others are dropped and the rest renormalised.
+    Under autograd every candidate is kept, so training sees the exact blend.
+
+    Args:
+        config: the bank and the estimator.
+        skip_weight: see `SKIP_WEIGHT`; 0 keeps every candidate.
+    """
 
     radii: Tensor  # (1, R, 1, 1) the bank's radii in pixels
 
-    def __init__(self, config: DefocusConfig) -> None:
+    def __init__(self, config: DefocusConfig, skip_weight: float = SKIP_WEIGHT) -> None:
         super().__init__()
         self.config = config
+        # every pixel's largest weight is at least 1 / (R N): it must stay kept
+        if not 0.0 <= skip_weight < 1.0 / (len(config.radii_px) * len(config.balances)):
+            raise ValueError(f"skip_weight must be in [0, 1 / (R N)), got {skip_weight}")
+        self.skip_weight = skip_weight
         self.bank = WienerBank(config.radii_px, config.balances, config.margin_px)
         self.estimator = BlurEstimator(config)
         self.register_buffer(
@@ -226,9 +257,11 @@ class DefocusFrontEnd(nn.Module):
                 keep the estimate. Training feeds some images the blend a perfect estimator
                 would give, so the network learns to trust a correct blend.
         """
-        candidates = self.bank(blurry)  # (B, R, N, 3, H, W), float32
         with torch.autocast(blurry.device.type, enabled=False):
-            radius_logits, balance_logits = self.estimator(blurry.float(), candidates)
+            image = blurry.float()
+            grey = luma(image)[:, None]  # (B, 1, H, W)
+            candidate_luma = self.bank(grey)[:, :, :, 0]  # (B, R, N, H, W)
+            radius_logits, balance_logits = self.estimator(image, candidate_luma)
             radius_weights = radius_logits.softmax(dim=1)  # (B, R, H, W)
             if radius_px is not None:
                 labels = self.soft_labels(radius_px)
@@ -238,7 +271,13 @@ class DefocusFrontEnd(nn.Module):
                     radius_weights = torch.where(use_map.view(-1, 1, 1, 1), labels, radius_weights)
             balance_weights = balance_logits.softmax(dim=1)  # (B, N, H, W)
             weights = radius_weights[:, :, None] * balance_weights[:, None]  # (B, R, N, H, W)
-            blend = weighted_sum(weights, candidates)
+            keep = torch.ones(weights.shape[:3], dtype=torch.bool, device=weights.device)
+            if self.skip_weight > 0 and not torch.is_grad_enabled():
+                keep = weights.amax(dim=(-2, -1)) >= self.skip_weight  # (B, R, N)
+                weights = weights * keep[..., None, None]
+                weights = weights / weights.sum(dim=(1, 2), keepdim=True)
+            luma_blend = weighted_sum(weights, candidate_luma[:, :, :, None])  # (B, 1, H, W)
+            blend = rgb_from_luma(luma_blend, self.bank.blend(image[:, 0::2], weights, keep))
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
 

@@ -171,8 +171,10 @@ class FrontEndCost:
     estimator: the blur estimator's MACs (convolutions, counted like the network's).
     bank_fft_flops: the Wiener bank's FFTs, estimated as 2.5 N log2 N real FLOPs per real
         transform of N points (half a complex FFT's 5 N log2 N): one forward transform of the
-        padded image, per radius an inverse and a forward one for its edge taper, and per
-        (radius, regularisation) an inverse one, for each colour channel.
+        padded image, per radius other than 0 an inverse and a forward one for its edge taper,
+        and per (radius, regularisation) an inverse one, for each of the three planes the front
+        end deconvolves (luminance, red, blue). This is the most it costs: at inference red
+        and blue skip the candidates an image does not weight (`model.defocus.SKIP_WEIGHT`).
     bank_pointwise_flops: the spectra's complex multiplications (6 real FLOPs each).
     """
 
@@ -188,15 +190,16 @@ def front_end_cost(config: DefocusConfig, h: int, w: int) -> FrontEndCost:
         front = DefocusFrontEnd(config)
         radii, balances = len(config.radii_px), len(config.balances)
         blurry = torch.empty(1, 3, h, w)
-        candidates = torch.empty(1, radii, balances, 3, h, w)
+        candidates = torch.empty(1, radii, balances, h, w)
         estimator = count_macs(lambda: front.estimator(blurry, candidates))
         parameters = sum(p.numel() for p in front.parameters())
     padded_h = fast_fft_length(h + 2 * config.margin_px)
     padded_w = fast_fft_length(w + 2 * config.margin_px)
     points = padded_h * padded_w
-    transforms = 3 * (1 + 2 * radii + radii * balances)
+    tapered = sum(1 for radius in config.radii_px if radius > 0)  # r = 0 needs no taper
+    transforms = 3 * (1 + 2 * tapered + radii * balances)
     spectrum = padded_h * (padded_w // 2 + 1)
-    products = 3 * (radii + radii + radii * balances)  # blur, taper and inverse filters
+    products = 3 * (tapered + radii * balances)  # taper blur and inverse filters
     return FrontEndCost(
         parameters=parameters,
         estimator=estimator,

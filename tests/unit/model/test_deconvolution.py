@@ -91,3 +91,32 @@ def test_filters_are_cached_per_padded_shape() -> None:
     bank(torch.rand(2, 3, 16, 16))
     bank(torch.rand(1, 3, 20, 16))
     assert len(bank._filters) == 2
+
+
+def _images(count: int, h: int = 40, w: int = 36) -> torch.Tensor:
+    planes = [_smooth_image(h, w, seed) for seed in range(count)]
+    return torch.from_numpy(np.stack(planes)).permute(0, 3, 1, 2)  # (count, 3, h, w)
+
+
+def test_blend_of_every_candidate_is_the_weighted_sum_of_the_bank() -> None:
+    bank = WienerBank((0.0, 1.0, 2.5), (3e-4, 1e-2), margin_px=8)
+    images = _images(2)
+    weights = torch.rand(2, 3, 2, 40, 36, generator=torch.Generator().manual_seed(0))
+    keep = torch.ones(2, 3, 2, dtype=torch.bool)
+    expected = torch.einsum("brnhw,brnchw->bchw", weights, bank(images))
+    torch.testing.assert_close(bank.blend(images, weights, keep), expected, rtol=0, atol=1e-5)
+
+
+def test_blend_leaves_out_what_an_image_does_not_keep_and_ignores_its_batch() -> None:
+    bank = WienerBank((0.0, 1.0, 2.5), (3e-4, 1e-2), margin_px=8)
+    images = _images(3)
+    weights = torch.rand(3, 3, 2, 40, 36, generator=torch.Generator().manual_seed(1))
+    keep = torch.rand(3, 3, 2, generator=torch.Generator().manual_seed(2)) > 0.5
+    keep[1] = False  # an image that keeps nothing gets nothing
+    kept = weights * keep[..., None, None]
+    expected = torch.einsum("brnhw,brnchw->bchw", kept, bank(images))
+    blend = bank.blend(images, weights, keep)
+    torch.testing.assert_close(blend, expected, rtol=0, atol=1e-5)
+    assert not blend[1].any()
+    alone = bank.blend(images[2:], weights[2:], keep[2:])
+    torch.testing.assert_close(alone, blend[2:], rtol=0, atol=1e-6)

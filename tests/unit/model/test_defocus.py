@@ -9,7 +9,15 @@ import torch
 
 from model.config import DefocusConfig
 from model.deconvolution import LAPLACIAN_TAPS
-from model.defocus import DefocusFrontEnd, laplacian, radius_loss, weighted_sum
+from model.defocus import (
+    DefocusFrontEnd,
+    laplacian,
+    luma,
+    radius_loss,
+    rgb_from_luma,
+    weighted_sum,
+)
+from model.psf import disk_psf
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,3 +146,69 @@ def test_each_reblur_width_is_one_more_cue_of_the_estimator() -> None:
     assert front.estimator.stem.in_channels == cues
     out = front(torch.rand(1, 3, 48, 48))
     assert out.radius_logits.shape == (1, len(config.radii_px), 48, 48)
+
+
+def _blurred_photo_like(count: int = 2, size: int = 48) -> torch.Tensor:
+    """Smooth random blocks blurred by a 2.5 px disk: an image the estimator weights unevenly."""
+    coarse = torch.rand(count, 3, size // 6, size // 6, generator=torch.Generator().manual_seed(3))
+    blocks = torch.nn.functional.interpolate(coarse, size=(size, size), mode="nearest")
+    disk = torch.from_numpy(disk_psf(2.5)).float()
+    kernel = disk.expand(3, 1, *disk.shape)
+    half = disk.shape[-1] // 2
+    padded = torch.nn.functional.pad(blocks, (half,) * 4, mode="reflect")
+    return torch.nn.functional.conv2d(padded, kernel, groups=3)
+
+
+def test_the_estimator_reads_the_luminance_of_the_colour_candidates() -> None:
+    front = _front_end()
+    image = _blurred_photo_like()
+    with torch.no_grad():
+        colour = front.bank(image)  # (B, R, N, 3, H, W)
+        grey = front.bank(luma(image)[:, None])[:, :, :, 0]
+    torch.testing.assert_close(grey, luma(colour), rtol=0, atol=1e-5)
+
+
+def test_rgb_from_luma_inverts_the_luma_weights() -> None:
+    image = torch.rand(2, 3, 5, 7)
+    rebuilt = rgb_from_luma(luma(image)[:, None], image[:, 0::2])
+    torch.testing.assert_close(rebuilt, image, rtol=0, atol=1e-6)
+
+
+def test_skipping_unweighted_candidates_keeps_the_blend() -> None:
+    front = _front_end()
+    dense = DefocusFrontEnd(CONFIG, skip_weight=0.0).eval()
+    dense.load_state_dict(front.state_dict())
+    image = _blurred_photo_like()
+    with torch.no_grad():
+        skipped, full = front(image), dense(image)
+        candidates = dense.bank(image)  # (B, R, N, 3, H, W)
+        radius_w = full.radius_logits.softmax(dim=1)
+    torch.testing.assert_close(skipped.radius_px, full.radius_px)
+    torch.testing.assert_close(skipped.blend, full.blend, rtol=0, atol=1e-3)
+    # the same blend, by the formula, from every colour candidate at once
+    _, balance_logits = dense.estimator(image, luma(candidates))
+    weights = radius_w[:, :, None] * balance_logits.softmax(dim=1)[:, None]
+    expected = torch.einsum("brnhw,brnchw->bchw", weights, candidates)
+    torch.testing.assert_close(full.blend, expected, rtol=0, atol=1e-5)
+
+
+def test_training_blends_every_candidate() -> None:
+    front = _front_end()
+    front.skip_weight = 0.01
+    image = _blurred_photo_like()
+    with torch.no_grad():
+        skipped = front(image).blend
+        front.skip_weight = 0.0
+        dense = front(image).blend
+        front.skip_weight = 0.01
+    with torch.enable_grad():
+        trained = front(image).blend
+    assert not torch.equal(skipped, dense), "the threshold skipped nothing: the test is void"
+    torch.testing.assert_close(trained.detach(), dense, rtol=0, atol=1e-6)
+
+
+def test_a_skip_weight_that_could_drop_a_pixel_s_largest_weight_is_refused() -> None:
+    with pytest.raises(ValueError, match="skip_weight"):
+        DefocusFrontEnd(CONFIG, skip_weight=1.0 / 8)
+    with pytest.raises(ValueError, match="skip_weight"):
+        DefocusFrontEnd(CONFIG, skip_weight=-1e-3)
