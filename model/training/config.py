@@ -85,6 +85,7 @@ class OptimSection:
     lr: float = 3e-4  # peak learning rate of stage 1
     stage2_lr: float = 1e-4  # peak learning rate of stage 2
     front_end_lr: float = 1e-3  # peak learning rate of stage 0 (the blur estimator alone)
+    deployed_lr: float = 3e-5  # peak learning rate of stage 3 (the whole deployed path)
     min_lr: float = 1e-6  # floor of the cosine decay
     warmup_steps: int = 100  # linear warm-up at the start of each stage
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
@@ -111,6 +112,9 @@ class StagesSection:
     # 0 (a fine-tune with a prior only) continues stage 2 of the `model.init_from` model
     stage2_steps: int = 200  # LQ prior encoder + denoiser, decoder fine-tuned; 0 skips stage 2
     stage2_finetune_decoder: bool = True  # False keeps the whole network frozen in stage 2
+    # stage 3, a fine-tune only (model.init_from): estimator, network and LQ prior learn on the
+    # L1 of what inference restores (z sampled from noise, as deployed); 0 skips it
+    deployed_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,7 @@ def _validate(config: TrainConfig) -> None:
         "optim.lr": config.optim.lr,
         "optim.stage2_lr": config.optim.stage2_lr,
         "optim.front_end_lr": config.optim.front_end_lr,
+        "optim.deployed_lr": config.optim.deployed_lr,
         "run.log_every": config.run.log_every,
         "run.val_every": config.run.val_every,
         "run.checkpoint_every": config.run.checkpoint_every,
@@ -284,6 +289,7 @@ def _validate(config: TrainConfig) -> None:
         "stages.radius_weight": config.stages.radius_weight,
         "stages.stage1_steps": config.stages.stage1_steps,
         "stages.stage2_steps": config.stages.stage2_steps,
+        "stages.deployed_steps": config.stages.deployed_steps,
         "run.threads": config.run.threads,
         "run.data_workers": config.run.data_workers,
         "run.checkpoint_every_s": config.run.checkpoint_every_s,
@@ -341,16 +347,19 @@ def _validate(config: TrainConfig) -> None:
             "stages.front_end_through_network needs stages.front_end_steps > 0 and a trained "
             "network to score through (model.init_from)"
         )
+    if config.stages.deployed_steps and not config.model.init_from:
+        problems.append(
+            "stages.deployed_steps needs a trained model to fine-tune (model.init_from)"
+        )
     prior_fine_tune = config.model.use_prior and config.stages.stage2_steps > 0
-    if config.stages.stage1_steps == 0 and not (
-        config.model.init_from and (prior_fine_tune or config.stages.front_end_steps > 0)
-    ):
-        # stage 0 or 2 alone needs a trained network (and teacher): only a fine-tune may skip
+    other_stage = prior_fine_tune or config.stages.front_end_steps or config.stages.deployed_steps
+    if config.stages.stage1_steps == 0 and not (config.model.init_from and other_stage):
+        # stage 0, 2 or 3 alone needs a trained network (and teacher): only a fine-tune may skip
         # stage 1
         problems.append(
             "stages.stage1_steps may be 0 only in a fine-tune (model.init_from) that trains the "
-            "prior (model.use_prior, stages.stage2_steps > 0) or the blur estimator "
-            "(stages.front_end_steps > 0)"
+            "prior (model.use_prior, stages.stage2_steps > 0), the blur estimator "
+            "(stages.front_end_steps > 0) or the deployed path (stages.deployed_steps > 0)"
         )
     if problems:
         raise TrainConfigError("; ".join(problems))

@@ -7,10 +7,9 @@ its parts by hand.
 Stage 0 (front end, only with the defocus front end): the blur estimator alone learns to blend
 the Wiener bank, L1(blend, sharp) + `radius_weight` * cross-entropy of its radius scores against
 the radius map the degradation knows. Validation scores the blend (not a deployable model).
-With `stages.front_end_through_network` the image term is instead L1(restored, sharp) of the
-deployed path (front end, prior sampled from noise, network), the network and prior frozen: the
-estimator then learns the blend the trained network refines best rather than the blend closest
-to the sharp image, and validation is the deployed model's.
+With `stages.front_end_through_network` the image term is instead `deployed_loss`, with the
+network and prior frozen: the estimator then learns the blend the trained network refines best
+rather than the blend closest to the sharp image, and validation is the deployed model's.
 
 Stage 1 (docs/prior.md): the network, the teacher `PriorEncoderGT` and the blur estimator learn
 together; the network reads the blend beside the blurry image and sees
@@ -22,6 +21,9 @@ level) are frozen. `PriorEncoderLQ` and `LatentDenoiser` learn to reproduce z_gt
 network input alone by running the whole reverse chain from q(z_T | z_gt) (DiffIR), and the
 decoder, refinement and head are fine-tuned on the latent they produce (unless
 `fine_tune_decoder` is off). The loss is L1(hat z_0, z_gt) + L1(network(input, hat z_0), sharp).
+
+Stage 3 (a fine-tune only): everything inference runs learns on `deployed_loss`, the L1 of what
+inference restores with z sampled from noise; the teacher stays frozen. Validation is deployed.
 
 `*_parameters` functions set `requires_grad` (frozen weights get no gradient) and return what
 the optimiser gets; `*_loss` functions are forward only: the trainer wraps them in autocast and
@@ -108,20 +110,32 @@ def front_end_loss(model: Restorer, batch: Batch, radius_weight: float) -> Losse
     return _image_losses(front.blend, batch.sharp, _radius_term(model, front, batch), radius_weight)
 
 
-def front_end_restored_loss(
+def deployed_loss(
     model: Restorer, batch: Batch, radius_weight: float, generator: torch.Generator
 ) -> Losses:
-    """Stage-0 forward through the frozen network and prior: L1 of what inference restores.
+    """L1 of what inference restores (front end, prior sampled from noise, network), plus the
+    estimator's radius term where a front end and a map exist.
 
-    The blend's L1 scores it against the sharp image, but the network does not refine every
-    blend error equally well (ringing from a too-large radius is harder to undo than a blend
-    left soft); this loss lets the estimator's gradient come through the network, so it learns
-    what the deployed model needs. The prior draws z from `generator`'s noise, as at inference.
+    Stage 0 through the network and stage 3 train on it. The blend's L1 (stage 0) scores the
+    blend against the sharp image, but the network does not refine every blend error equally
+    well (ringing from a too-large radius is harder to undo than a blend left soft); stage 1
+    trains the network with the teacher's latent and stage 2 from a latent noised from the
+    teacher's, never from pure noise as inference does. This loss takes the gradient of the
+    deployed path itself. The prior draws z from `generator`'s noise.
     """
     front = model.front(batch.blurry)
-    assert front is not None
     restored = model.run(batch.blurry, generator=generator, front=front).restored
     return _image_losses(restored, batch.sharp, _radius_term(model, front, batch), radius_weight)
+
+
+def deployed_parameters(model: Restorer) -> list[nn.Parameter]:
+    """Stage 3: everything inference runs (estimator, network, LQ prior encoder, denoiser);
+    only the teacher, which inference never runs, stays frozen."""
+    model.requires_grad_(False)
+    estimator = None if model.defocus is None else model.defocus.estimator
+    if model.prior is None:
+        return _trainable(estimator, model.network)
+    return _trainable(estimator, model.network, model.prior.encoder_lq, model.prior.denoiser)
 
 
 def stage1_parameters(model: Restorer) -> list[nn.Parameter]:

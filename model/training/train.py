@@ -250,9 +250,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 stages.front_end_steps,
                 optim.front_end_lr,
                 stage_fns.front_end_parameters,
-                _generated_output(
-                    lambda m, b, g: stage_fns.front_end_restored_loss(m, b, weight, g)
-                ),
+                _generated_output(lambda m, b, g: stage_fns.deployed_loss(m, b, weight, g)),
                 stage_fns.deployed_restore,
                 deployable=True,
             )
@@ -291,6 +289,18 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 optim.stage2_lr,
                 lambda m: stage_fns.stage2_parameters(m, fine_tune),
                 _generated_output(lambda m, b, g: stage_fns.stage2_loss(m, b, g, true_map)),
+                stage_fns.deployed_restore,
+                deployable=True,
+            )
+        )
+    if stages.deployed_steps:
+        result.append(
+            Stage(
+                3,
+                stages.deployed_steps,
+                optim.deployed_lr,
+                stage_fns.deployed_parameters,
+                _generated_output(lambda m, b, g: stage_fns.deployed_loss(m, b, weight, g)),
                 stage_fns.deployed_restore,
                 deployable=True,
             )

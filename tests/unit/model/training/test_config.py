@@ -68,6 +68,7 @@ def test_int_is_accepted_for_float(tmp_path: Path) -> None:
             "front_end_through_network = true\n",
             r"front_end_through_network needs",
         ),
+        ("[stages]\ndeployed_steps = 5\n", r"deployed_steps needs a trained model"),
         ("[optim\n", "not valid TOML"),
     ],
 )

@@ -14,9 +14,10 @@ from model.swintormer import ENCODER_PREFIXES
 from model.training.fit import Batch
 from model.training.stages import (
     Losses,
+    deployed_loss,
+    deployed_parameters,
     front_end_loss,
     front_end_parameters,
-    front_end_restored_loss,
     is_encoder_parameter,
     stage1_loss,
     stage1_parameters,
@@ -260,7 +261,7 @@ def test_front_end_through_the_network_trains_the_estimator_on_the_restored_imag
     batch = _batch()
     params = front_end_parameters(model)
     frozen = {name: p.detach().clone() for name, p in model.named_parameters()}
-    losses = front_end_restored_loss(model, batch, RADIUS_WEIGHT, torch.Generator().manual_seed(3))
+    losses = deployed_loss(model, batch, RADIUS_WEIGHT, torch.Generator().manual_seed(3))
     assert losses.radius is not None
     with torch.no_grad():
         deployed = model.restore(batch.blurry, generator=torch.Generator().manual_seed(3))
@@ -284,7 +285,7 @@ def test_front_end_through_a_network_that_adds_nothing_is_the_blend_loss() -> No
     torch.nn.init.zeros_(head.weight)  # bias-free: the network now returns the blend
     batch = _batch()
     params = front_end_parameters(model)
-    through = front_end_restored_loss(model, batch, RADIUS_WEIGHT, torch.Generator().manual_seed(5))
+    through = deployed_loss(model, batch, RADIUS_WEIGHT, torch.Generator().manual_seed(5))
     through_grads = torch.autograd.grad(through.total, params)
     blend = front_end_loss(model, batch, RADIUS_WEIGHT)
     blend_grads = torch.autograd.grad(blend.total, params)
@@ -292,3 +293,26 @@ def test_front_end_through_a_network_that_adds_nothing_is_the_blend_loss() -> No
     assert float(through.total.detach()) == pytest.approx(float(blend.total.detach()), rel=1e-6)
     for got, expected in zip(through_grads, blend_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_stage3_trains_all_that_inference_runs_and_not_the_teacher() -> None:
+    torch.manual_seed(0)
+    model = _model(defocus=True)
+    assert model.prior is not None
+    assert model.defocus is not None
+    ids = _ids(deployed_parameters(model))
+    teacher = _ids(list(model.prior.encoder_gt.parameters()))
+    assert ids == _ids(list(model.parameters())) - teacher
+    for conv in model.network.film or ():  # zero at start: give the sampled latent a say
+        assert isinstance(conv, torch.nn.Conv2d)
+        torch.nn.init.normal_(conv.weight, std=0.5)
+    batch = _batch()
+    optimizer = torch.optim.Adam(deployed_parameters(model), lr=1e-3)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    _step(model, optimizer, lambda: deployed_loss(model, batch, RADIUS_WEIGHT, torch.Generator()))
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert not any(name.startswith("prior.encoder_gt.") for name in moved)
+    for part in ("defocus.estimator.", "network.", "prior.encoder_lq.", "prior.denoiser."):
+        assert any(name.startswith(part) for name in moved), part
+    plain = build_restorer(compose(NETWORK, None, None))
+    assert _ids(deployed_parameters(plain)) == _ids(list(plain.parameters()))

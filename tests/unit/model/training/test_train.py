@@ -414,3 +414,28 @@ def test_stage0_through_the_network_keeps_all_but_the_estimator(tmp_path: Path) 
     }
     assert moved
     assert all(name.startswith("defocus.estimator.") for name in moved), sorted(moved)
+
+
+def test_a_fine_tune_may_run_stage3_alone_and_keeps_the_teacher(tmp_path: Path) -> None:
+    start, path = _defocus_start(tmp_path)
+    config = _tiny(
+        tmp_path / "run",
+        f"model.init_from={path}",
+        "model.use_defocus=true",
+        "stages.deployed_steps=3",
+        "stages.stage1_steps=0",
+        "stages.stage2_steps=0",
+    )
+    (stage,) = build_stages(config)
+    assert (stage.number, stage.deployable) == (3, True)
+    assert train(config).finished
+    trained = load_restorer(tmp_path / "run" / "best.safetensors").state_dict()
+    moved = {
+        name
+        for name, tensor in start.state_dict().items()
+        if not torch.equal(trained[name], tensor)
+    }
+    assert any(name.startswith("network.") for name in moved)
+    assert any(name.startswith("defocus.estimator.") for name in moved)
+    assert any(name.startswith("prior.denoiser.") for name in moved)
+    assert not any(name.startswith("prior.encoder_gt.") for name in moved)
