@@ -210,8 +210,10 @@ def rgb_from_luma(luma_plane: Tensor, red_blue: Tensor) -> Tensor:
 
 # At inference, a candidate whose weight stays below this at every pixel of an image (tile) is
 # neither computed for its colour nor blended: it could move no pixel by more than this share of
-# its value. The estimator spreads its weights, but within one tile about a third of the 24
-# candidates of the lite-defocus bank never reach it (docs/defocus.md, "Cost").
+# its value. The shipped lite-defocus estimator spreads its radius weights over every radius
+# but hardly uses its weaker regularisation, so tiles keep about half of the 24 candidates
+# (docs/defocus.md, "Cost"). On CUDA each skip decision is a host sync (at most R + R N per
+# batch of tiles).
 SKIP_WEIGHT = 1e-3
 
 
