@@ -191,7 +191,7 @@ class WienerBank(nn.Module):
         spectrum = torch.fft.rfft2(padded)  # (B, C, H', W'')
         keep = keep.to(blurry.device)
         everyone = torch.arange(B, device=blurry.device)
-        # One radius at a time: a radius's spectra (B, N, C, H', W'') stay small enough for the
+        # One (radius, balance) at a time: its spectra (b, C, H', W'') stay small enough for the
         # CPU's caches, where all radii at once (about 240 MB for 4 tiles of 256 px) ran 2.4x
         # slower; and the inverse transform drops the padding rows between its two passes.
         for radius in range(otf.shape[0]):
