@@ -49,10 +49,15 @@ def _restorer(checkpoint: Path | None) -> Restorer:
     return build_restorer(model_preset("lite-defocus")).eval()
 
 
+def _blurred_photo(photo: str, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sharp, blurry) (h, w, 3) of an evaluation photo blurred by a disk, 8-bit quantised."""
+    ((_, sharp),) = load_eval_photos([p for p in EVAL_PHOTOS if p.name == photo], crop_px=768)
+    return sharp, quantise_8bit(convolve(sharp, disk_psf(radius_px)))
+
+
 def _blurred_tiles(photo: str, radius_px: float, batch: int, tile_px: int) -> torch.Tensor:
     """`batch` tiles (batch, 3, tile, tile) from the photo blurred by a disk, row by row."""
-    ((_, sharp),) = load_eval_photos([p for p in EVAL_PHOTOS if p.name == photo], crop_px=768)
-    blurry = torch.from_numpy(quantise_8bit(convolve(sharp, disk_psf(radius_px))))
+    blurry = torch.from_numpy(_blurred_photo(photo, radius_px)[1])
     h, w = blurry.shape[:2]
     corners = [
         (y, x)
@@ -71,7 +76,7 @@ def kept_share(defocus: DefocusFrontEnd, tiles: torch.Tensor) -> float:
         candidate_luma = defocus.bank(luma(tiles)[:, None])[:, :, :, 0]
         radius_logits, balance_logits = defocus.estimator(tiles, candidate_luma)
     weights = radius_logits.softmax(dim=1)[:, :, None] * balance_logits.softmax(dim=1)[:, None]
-    return float((weights.amax(dim=(-2, -1)) >= defocus.skip_weight).float().mean())
+    return float(defocus.kept(weights).float().mean())
 
 
 def speed_table(
@@ -114,8 +119,7 @@ def seam_table(restorer: Restorer, photo: str, radius_px: float) -> list[str]:
     """Markdown rows: tiled against whole-image front end on one blurred evaluation photo."""
     defocus = restorer.defocus
     assert defocus is not None
-    ((_, sharp),) = load_eval_photos([p for p in EVAL_PHOTOS if p.name == photo], crop_px=768)
-    blurry = quantise_8bit(convolve(sharp, disk_psf(radius_px)))
+    sharp, blurry = _blurred_photo(photo, radius_px)
     image = torch.from_numpy(blurry).permute(2, 0, 1)[None]
 
     def both(tile: torch.Tensor) -> torch.Tensor:

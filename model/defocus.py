@@ -274,13 +274,18 @@ class DefocusFrontEnd(nn.Module):
             weights = radius_weights[:, :, None] * balance_weights[:, None]  # (B, R, N, H, W)
             keep = torch.ones(weights.shape[:3], dtype=torch.bool, device=weights.device)
             if self.skip_weight > 0 and not torch.is_grad_enabled():
-                keep = weights.amax(dim=(-2, -1)) >= self.skip_weight  # (B, R, N)
+                keep = self.kept(weights)
                 weights = weights * keep[..., None, None]
                 weights = weights / weights.sum(dim=(1, 2), keepdim=True)
             luma_blend = weighted_sum(weights, candidate_luma[:, :, :, None])  # (B, 1, H, W)
             blend = rgb_from_luma(luma_blend, self.bank.blend(image[:, 0::2], weights, keep))
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
+
+    def kept(self, weights: Tensor) -> Tensor:
+        """(B, R, N) bool: the candidates each image weights at least `skip_weight` somewhere,
+        of the per-pixel weights (B, R, N, H, W); what inference computes in colour."""
+        return weights.amax(dim=(-2, -1)) >= self.skip_weight
 
     def uniform(self, blurry: Tensor) -> FrontEndOutput:
         """The bank without the estimator: every candidate weighted equally (an ablation)."""

@@ -243,28 +243,20 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
     optim, stages = config.optim, config.stages
     weight, true_map = stages.radius_weight, stages.true_map_fraction
     result: list[Stage[Restorer]] = []
-    if stages.front_end_steps and stages.front_end_through_network:
+    deployed = _generated_output(lambda m, b, g: stage_fns.deployed_loss(m, b, weight, g))
+    if stages.front_end_steps:
+        through = stages.front_end_through_network
         result.append(
             Stage(
                 0,
                 stages.front_end_steps,
                 optim.front_end_lr,
                 stage_fns.front_end_parameters,
-                _generated_output(lambda m, b, g: stage_fns.deployed_loss(m, b, weight, g)),
-                stage_fns.deployed_restore,
-                deployable=True,
-            )
-        )
-    elif stages.front_end_steps:
-        result.append(
-            Stage(
-                0,
-                stages.front_end_steps,
-                optim.front_end_lr,
-                stage_fns.front_end_parameters,
-                _output(lambda m, b: stage_fns.front_end_loss(m, b, weight)),
-                stage_fns.blend_restore,
-                deployable=False,
+                deployed
+                if through
+                else _output(lambda m, b: stage_fns.front_end_loss(m, b, weight)),
+                stage_fns.deployed_restore if through else stage_fns.blend_restore,
+                deployable=through,
             )
         )
     if stages.stage1_steps:
@@ -300,7 +292,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 stages.deployed_steps,
                 optim.deployed_lr,
                 stage_fns.deployed_parameters,
-                _generated_output(lambda m, b, g: stage_fns.deployed_loss(m, b, weight, g)),
+                deployed,
                 stage_fns.deployed_restore,
                 deployable=True,
             )

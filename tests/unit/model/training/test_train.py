@@ -12,6 +12,7 @@ from model.checkpoint import read_checkpoint
 from model.config import compose, model_preset
 from model.restorer import Restorer, build_restorer, load_restorer, save_restorer
 from model.training.config import TrainConfig, TrainConfigError, load_train_config
+from model.training.fit import Stage
 from model.training.train import (
     adopt_other_estimator,
     adopt_without_front_end,
@@ -390,51 +391,43 @@ def test_reblur_widths_are_bounded(tmp_path: Path) -> None:
         _tiny(tmp_path, "model.reblur_widths=0")
 
 
-def test_stage0_through_the_network_keeps_all_but_the_estimator(tmp_path: Path) -> None:
+def _fine_tuned(tmp_path: Path, *stage: str) -> tuple[Stage[Restorer], list[str], set[str]]:
+    """A tiny defocus model fine-tuned by the one stage `stage` asks for: (that stage, the log,
+    the names of the weights its best checkpoint moved)."""
     start, path = _defocus_start(tmp_path)
     config = _tiny(
         tmp_path / "run",
         f"model.init_from={path}",
         "model.use_defocus=true",
-        "stages.front_end_steps=3",
-        "stages.front_end_through_network=true",
+        *stage,
         "stages.stage1_steps=0",
         "stages.stage2_steps=0",
     )
-    (stage,) = build_stages(config)
-    assert (stage.number, stage.deployable) == (0, True)
+    (built,) = build_stages(config)
     logged: list[str] = []
     assert train(config, log=logged.append).finished
-    assert any("new best" in line for line in logged)
     trained = load_restorer(tmp_path / "run" / "best.safetensors").state_dict()
     moved = {
         name
         for name, tensor in start.state_dict().items()
         if not torch.equal(trained[name], tensor)
     }
+    return built, logged, moved
+
+
+def test_stage0_through_the_network_keeps_all_but_the_estimator(tmp_path: Path) -> None:
+    stage, logged, moved = _fine_tuned(
+        tmp_path, "stages.front_end_steps=3", "stages.front_end_through_network=true"
+    )
+    assert (stage.number, stage.deployable) == (0, True)
+    assert any("new best" in line for line in logged)
     assert moved
     assert all(name.startswith("defocus.estimator.") for name in moved), sorted(moved)
 
 
 def test_a_fine_tune_may_run_stage3_alone_and_keeps_the_teacher(tmp_path: Path) -> None:
-    start, path = _defocus_start(tmp_path)
-    config = _tiny(
-        tmp_path / "run",
-        f"model.init_from={path}",
-        "model.use_defocus=true",
-        "stages.deployed_steps=3",
-        "stages.stage1_steps=0",
-        "stages.stage2_steps=0",
-    )
-    (stage,) = build_stages(config)
+    stage, _, moved = _fine_tuned(tmp_path, "stages.deployed_steps=3")
     assert (stage.number, stage.deployable) == (3, True)
-    assert train(config).finished
-    trained = load_restorer(tmp_path / "run" / "best.safetensors").state_dict()
-    moved = {
-        name
-        for name, tensor in start.state_dict().items()
-        if not torch.equal(trained[name], tensor)
-    }
     assert any(name.startswith("network.") for name in moved)
     assert any(name.startswith("defocus.estimator.") for name in moved)
     assert any(name.startswith("prior.denoiser.") for name in moved)
