@@ -75,7 +75,8 @@ def kept_share(defocus: DefocusFrontEnd, tiles: torch.Tensor) -> float:
     with torch.inference_mode():
         candidate_luma = defocus.bank(luma(tiles)[:, None])[:, :, :, 0]
         radius_logits, balance_logits = defocus.estimator(tiles, candidate_luma)
-    weights = radius_logits.softmax(dim=1)[:, :, None] * balance_logits.softmax(dim=1)[:, None]
+    radius_weights = defocus.radius_weights(radius_logits)  # (B, R, H, W)
+    weights = radius_weights[:, :, None] * balance_logits.softmax(dim=1)[:, None]
     return float(defocus.kept(weights).float().mean())
 
 

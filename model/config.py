@@ -137,6 +137,13 @@ class DefocusConfig:
     # than it), so reading 8-12 px radii needs widths up to ~8 px. Checkpoints written before
     # this field existed used LEGACY_REBLUR_SIGMAS_PX (`from_dict` fills them in).
     reblur_sigmas_px: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    # Divides the radius scores before the softmax that weights the bank's radii in the blend
+    # (below 1 sharpens the weights towards the most likely radius). A linear mix of Wiener
+    # candidates at neighbouring radii rings where one candidate at the right radius would not
+    # (bench.bank_ceiling), so a sharper mix can restore better than the trained one; the radius
+    # loss always reads the raw scores. Chosen per checkpoint on training-like pairs
+    # (bench.radius_temperature).
+    radius_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "radii_px", tuple(float(r) for r in self.radii_px))
@@ -153,6 +160,8 @@ class DefocusConfig:
             problems.append(
                 f"reblur_sigmas_px must be positive and strictly increase (got {sigmas})"
             )
+        if not self.radius_temperature > 0:
+            problems.append(f"radius_temperature must be > 0 (got {self.radius_temperature})")
         if self.estimator_width < 1 or self.estimator_blocks < 0:
             problems.append("estimator_width must be >= 1 and estimator_blocks >= 0")
         if problems:

@@ -263,7 +263,7 @@ class DefocusFrontEnd(nn.Module):
             grey = luma(image)[:, None]  # (B, 1, H, W)
             candidate_luma = self.bank(grey)[:, :, :, 0]  # (B, R, N, H, W)
             radius_logits, balance_logits = self.estimator(image, candidate_luma)
-            radius_weights = radius_logits.softmax(dim=1)  # (B, R, H, W)
+            radius_weights = self.radius_weights(radius_logits)  # (B, R, H, W)
             if radius_px is not None:
                 labels = self.soft_labels(radius_px)
                 if use_map is None:
@@ -281,6 +281,11 @@ class DefocusFrontEnd(nn.Module):
             blend = rgb_from_luma(luma_blend, self.bank.blend(image[:, 0::2], weights, keep))
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
+
+    def radius_weights(self, radius_logits: Tensor) -> Tensor:
+        """The blend's weights over the bank radii (B, R, H, W) from the estimator's scores:
+        a softmax at the config's `radius_temperature`."""
+        return (radius_logits / self.config.radius_temperature).softmax(dim=1)
 
     def kept(self, weights: Tensor) -> Tensor:
         """(B, R, N) bool: the candidates each image weights at least `skip_weight` somewhere,

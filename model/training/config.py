@@ -56,6 +56,9 @@ class ModelSection:
     estimator_width: int = 48
     estimator_blocks: int = 6
     reblur_widths: int = 4
+    # the blend's radius softmax temperature (model.config.DefocusConfig.radius_temperature);
+    # a run starting from a checkpoint must name the checkpoint's
+    radius_temperature: float = 1.0
     init_from: str = ""  # checkpoint whose weights start the run (fine-tuning); "": fresh weights
     # A checkpoint without the front end may start a run with it: its weights are adopted and the
     # network's (and prior's) first layers grow from 3 to 6 input channels (model.training.train)
@@ -336,6 +339,10 @@ def _validate(config: TrainConfig) -> None:
         problems.append("stages.true_map_fraction must be 0 when model.use_defocus is false")
     if config.model.estimator_width < 1 or config.model.estimator_blocks < 0:
         problems.append("need model.estimator_width >= 1 and model.estimator_blocks >= 0")
+    if not config.model.radius_temperature > 0:
+        problems.append(
+            f"model.radius_temperature must be > 0 (got {config.model.radius_temperature})"
+        )
     if not 1 <= config.model.reblur_widths <= 6:
         problems.append(f"model.reblur_widths must be in 1..6 (got {config.model.reblur_widths})")
     if config.stages.front_end_steps and not config.model.use_defocus:

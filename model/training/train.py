@@ -93,6 +93,7 @@ def model_config(section: ModelSection) -> ModelConfig:
             estimator_width=section.estimator_width,
             estimator_blocks=section.estimator_blocks,
             reblur_sigmas_px=sigmas,
+            radius_temperature=section.radius_temperature,
         )
     return compose(section.preset, prior, defocus)
 
@@ -172,8 +173,12 @@ def same_bank(start: DefocusConfig, wanted: DefocusConfig) -> bool:
 
 
 def _other_estimator(start: ModelConfig, wanted: ModelConfig) -> bool:
-    """Whether `start` differs from `wanted` in the blur estimator's architecture alone."""
+    """Whether `start` differs from `wanted` in the blur estimator's architecture alone (its
+    radius temperature is no architecture: a run naming another one is refused, by name, rather
+    than starting the estimator fresh)."""
     if start.defocus is None or wanted.defocus is None or start.defocus == wanted.defocus:
+        return False
+    if start.defocus.radius_temperature != wanted.defocus.radius_temperature:
         return False
     return same_bank(start.defocus, wanted.defocus) and (
         compose(start.network, start.prior, wanted.defocus) == wanted

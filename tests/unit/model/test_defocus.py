@@ -168,6 +168,32 @@ def test_the_estimator_reads_the_luminance_of_the_colour_candidates() -> None:
     torch.testing.assert_close(grey, luma(colour), rtol=0, atol=1e-5)
 
 
+def test_a_lower_radius_temperature_sharpens_the_blend_weights_only() -> None:
+    """The temperature divides the radius scores before the blend's softmax; the scores the
+    radius loss reads stay raw, and 1 is the trained behaviour."""
+    front = _front_end()
+    sharp = DefocusFrontEnd(replace(CONFIG, radius_temperature=0.5)).eval()
+    sharp.load_state_dict(front.state_dict())
+    image = _blurred_photo_like()
+    with torch.no_grad():
+        plain, sharpened = front(image), sharp(image)
+    torch.testing.assert_close(sharpened.radius_logits, plain.radius_logits)
+    weights = (2 * plain.radius_logits).softmax(dim=1)  # (B, R, H, W)
+    torch.testing.assert_close(sharp.radius_weights(plain.radius_logits), weights)
+    radii = torch.tensor(CONFIG.radii_px).view(1, -1, 1, 1)
+    torch.testing.assert_close(sharpened.radius_px, (weights * radii).sum(dim=1, keepdim=True))
+    assert not torch.allclose(sharpened.blend, plain.blend)
+    # the most likely radius gains weight everywhere
+    top = plain.radius_logits.argmax(dim=1, keepdim=True)
+    plain_top = front.radius_weights(plain.radius_logits).gather(1, top)
+    assert bool((weights.gather(1, top) >= plain_top - 1e-6).all())
+    with pytest.raises(ValueError, match="radius_temperature must be > 0"):
+        replace(CONFIG, radius_temperature=0.0)
+    older = {k: v for k, v in CONFIG.to_dict().items() if k != "radius_temperature"}
+    assert DefocusConfig.from_dict(older).radius_temperature == 1.0  # files from before the field
+    assert DefocusConfig.from_dict(sharp.config.to_dict()) == sharp.config
+
+
 def test_rgb_from_luma_inverts_the_luma_weights() -> None:
     image = torch.rand(2, 3, 5, 7)
     rebuilt = rgb_from_luma(luma(image)[:, None], image[:, 0::2])

@@ -380,6 +380,21 @@ def test_init_from_another_estimator_keeps_the_rest_and_starts_it_fresh(
         initial_restorer(other_prior)
 
 
+def test_init_from_refuses_another_radius_temperature_by_name(tmp_path: Path) -> None:
+    """The temperature is no architecture: a run naming another one than its checkpoint's is
+    refused, never taken as a reason to start the trained estimator fresh."""
+    start, path = _defocus_start(tmp_path, "model.radius_temperature=0.5")
+    assert start.config.defocus is not None
+    assert start.config.defocus.radius_temperature == 0.5
+    with pytest.raises(TrainConfigError, match=r"radius_temperature: 0\.5 vs 1\.0"):
+        initial_restorer(_stage0_from(tmp_path, path, "model.radius_temperature=1.0"))
+    same = initial_restorer(_stage0_from(tmp_path, path, "model.radius_temperature=0.5"))
+    for name, tensor in start.state_dict().items():
+        assert torch.equal(same.state_dict()[name], tensor), name
+    with pytest.raises(TrainConfigError, match="radius_temperature must be > 0"):
+        _tiny(tmp_path, "model.radius_temperature=0.0")
+
+
 def test_adopting_another_estimator_needs_front_ends() -> None:
     plain = build_restorer(model_preset("tiny"))
     with pytest.raises(ValueError, match="defocus front end"):
