@@ -137,6 +137,9 @@ class DefocusConfig:
     # than it), so reading 8-12 px radii needs widths up to ~8 px. Checkpoints written before
     # this field existed used LEGACY_REBLUR_SIGMAS_PX (`from_dict` fills them in).
     reblur_sigmas_px: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    # Whether the estimator pools evidence over the whole image (tile) and adds it to every
+    # cell (model.defocus.ImageContext); False in every checkpoint written before it existed.
+    estimator_context: bool = False
     # Divides the radius scores before the softmax that weights the bank's radii in the blend
     # (below 1 sharpens the weights towards the most likely radius). A linear mix of Wiener
     # candidates at neighbouring radii rings where one candidate at the right radius would not

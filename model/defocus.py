@@ -98,6 +98,34 @@ def _gradient_magnitude(image: Tensor) -> Tensor:
     return torch.sqrt(gx.square() + gy.square() + 1e-8)
 
 
+class ImageContext(nn.Module):
+    """Adds one vector per image to every cell's features: evidence pooled over the image.
+
+    The dilated blocks see about 130 px around a cell, so where a region has few edges its
+    reading rests on little evidence, even when the rest of the image is blurred alike (one
+    depth, or a photo shot wide open at a distant subject). A learned 1x1 score says how much
+    each cell's features are worth (edges more than flat sky); their softmax-weighted mean over
+    the image, through a small MLP, shifts every cell's features. The MLP's last layer starts
+    at zero, so an estimator grown with a context scores exactly as it did before it.
+    Under tiled inference "the image" is the tile (256 px by default).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(width, 1, 1)
+        self.hidden = nn.Linear(width, width)
+        self.output = nn.Linear(width, width)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """(B, C, h, w) -> (B, C, h, w): the features plus the image's pooled evidence."""
+        attention = self.score(features).flatten(2).softmax(dim=-1)  # (B, 1, h w)
+        pooled = (features.flatten(2) * attention).sum(dim=-1)  # (B, C)
+        shift = self.output(F.gelu(self.hidden(pooled)))  # (B, C)
+        return features + shift[:, :, None, None]
+
+
 class BlurEstimator(nn.Module):
     """Per-pixel scores over the bank's radii and regularisations, predicted at 1/4 resolution.
 
@@ -116,7 +144,8 @@ class BlurEstimator(nn.Module):
       bends at the right radius, and noise lifts it everywhere (which tells the regularisation).
 
     Residual blocks with growing dilation (1, 2, 4, 8, ...) carry evidence from edges into flat
-    regions over about 130 px; a 1x1 head gives R + N logits, resized to (H, W).
+    regions over about 130 px; with `DefocusConfig.estimator_context` an `ImageContext` then adds
+    what the whole image (tile) says; a 1x1 head gives R + N logits, resized to (H, W).
     """
 
     def __init__(self, config: DefocusConfig) -> None:
@@ -133,6 +162,7 @@ class BlurEstimator(nn.Module):
         self.blocks = nn.Sequential(
             *(_Residual(width, 2 ** (i % 4)) for i in range(config.estimator_blocks))
         )
+        self.context = ImageContext(width) if config.estimator_context else None
         self.head = nn.Conv2d(width, radii + balances, 1)
 
     def _log_energy(self, luma: Tensor) -> Tensor:
@@ -170,6 +200,8 @@ class BlurEstimator(nn.Module):
         pooled = F.avg_pool2d(grey, 4, ceil_mode=True) * 2 - 1  # (B, 1, h, w)
         cues = torch.cat([pooled, self.gradient_ratios(grey), relative], dim=1)
         features = self.blocks(self.stem(cues))
+        if self.context is not None:
+            features = self.context(features)
         logits = F.interpolate(
             self.head(F.gelu(features)), size=(H, W), mode="bilinear", align_corners=False
         )  # (B, R + N, H, W)

@@ -56,6 +56,9 @@ class ModelSection:
     estimator_width: int = 48
     estimator_blocks: int = 6
     reblur_widths: int = 4
+    # whether the estimator adds evidence pooled over the image (model.defocus.ImageContext); a
+    # checkpoint without it may start a run with it: the context starts at zero
+    estimator_context: bool = False
     # the blend's radius softmax temperature (model.config.DefocusConfig.radius_temperature);
     # a run starting from a checkpoint must name the checkpoint's
     radius_temperature: float = 1.0

@@ -93,6 +93,7 @@ def model_config(section: ModelSection) -> ModelConfig:
             estimator_width=section.estimator_width,
             estimator_blocks=section.estimator_blocks,
             reblur_sigmas_px=sigmas,
+            estimator_context=section.estimator_context,
             radius_temperature=section.radius_temperature,
         )
     return compose(section.preset, prior, defocus)
@@ -188,21 +189,23 @@ def _other_estimator(start: ModelConfig, wanted: ModelConfig) -> bool:
 def adopt_other_estimator(restorer: Restorer, start: Restorer) -> None:
     """Start a model from one whose blur estimator has another architecture.
 
-    Every tensor outside the estimator is copied. The estimator is grown when only its re-blur
-    widths were added after the old ones: its first convolution reads its cues in the order
-    (mean luma, edge energy, one gradient ratio per width, the bank's energies), so the new
-    widths' ratios enter with zero weights, the estimator scores exactly as `start`'s did and
-    the new cues come in only as training finds them useful. Any other change (width, blocks,
-    other widths) leaves the estimator fresh: stage 0 then trains it from scratch.
+    Every tensor outside the estimator is copied. The estimator is grown when the change only
+    adds to it: re-blur widths after the old ones, or the image context (`ImageContext`). Its
+    first convolution reads its cues in the order (mean luma, edge energy, one gradient ratio
+    per width, the bank's energies), so the new widths' ratios enter with zero weights; the
+    context's output layer starts at zero. Either way the estimator scores exactly as `start`'s
+    did and what is new comes in only as training finds it useful. Any other change (width,
+    blocks, other widths, the context removed) leaves the estimator fresh: stage 0 then trains
+    it from scratch.
     """
     if restorer.defocus is None or start.defocus is None:
         raise ValueError("both models need the defocus front end")
     ours, theirs = start.defocus.config, restorer.defocus.config
     old, new = ours.reblur_sigmas_px, theirs.reblur_sigmas_px
     grows = (
-        replace(ours, reblur_sigmas_px=new) == theirs
-        and len(old) < len(new)
+        replace(ours, reblur_sigmas_px=new, estimator_context=theirs.estimator_context) == theirs
         and new[: len(old)] == old
+        and ours.estimator_context <= theirs.estimator_context
     )
     target = restorer.state_dict()
     for name, weight in start.state_dict().items():

@@ -134,6 +134,7 @@ def test_reblur_widths_are_validated_and_default_for_older_checkpoints() -> None
         DefocusConfig(reblur_sigmas_px=())
     older = {key: value for key, value in CONFIG.to_dict().items() if key != "reblur_sigmas_px"}
     assert DefocusConfig.from_dict(older).reblur_sigmas_px == (1.0, 2.0)
+    assert not DefocusConfig.from_dict(older).estimator_context
     wider = DefocusConfig(reblur_sigmas_px=[1, 2, 4])  # type: ignore[arg-type]
     assert DefocusConfig.from_dict(wider.to_dict()) == wider
     assert wider.reblur_sigmas_px == (1.0, 2.0, 4.0)
@@ -146,6 +147,46 @@ def test_each_reblur_width_is_one_more_cue_of_the_estimator() -> None:
     assert front.estimator.stem.in_channels == cues
     out = front(torch.rand(1, 3, 48, 48))
     assert out.radius_logits.shape == (1, len(config.radii_px), 48, 48)
+
+
+def test_the_image_context_starts_as_the_estimator_without_it() -> None:
+    """Grown onto a trained estimator, the context changes nothing until it is trained."""
+    torch.manual_seed(0)
+    plain = DefocusFrontEnd(CONFIG).eval()
+    grown = DefocusFrontEnd(replace(CONFIG, estimator_context=True)).eval()
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert all(name.startswith("estimator.context.") for name in missing)
+    assert missing
+    assert not unexpected
+    image = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        before, after = plain(image), grown(image)
+    torch.testing.assert_close(after.radius_logits, before.radius_logits, rtol=0, atol=0)
+
+
+def test_the_image_context_carries_evidence_from_anywhere_in_the_image() -> None:
+    """A cell's scores move when the image changes far beyond the dilated blocks' reach, and
+    the radius loss trains the context."""
+    config = replace(CONFIG, estimator_context=True, estimator_blocks=0)
+    torch.manual_seed(0)
+    front = DefocusFrontEnd(config).eval()
+    context = front.estimator.context
+    assert context is not None
+    torch.nn.init.normal_(context.output.weight, std=0.5)
+    image = torch.rand(1, 3, 96, 96)
+    elsewhere = image.clone()
+    elsewhere[..., 64:, 64:] = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        near, far = front(image), front(elsewhere)
+    # the corner cell (0, 0) is 64 px away from the change; the stem alone sees 3 cells
+    assert not torch.allclose(near.radius_logits[..., :8, :8], far.radius_logits[..., :8, :8])
+    fresh = DefocusFrontEnd(config)
+    out = fresh(image)
+    radius_loss(out.radius_logits, fresh.soft_labels(torch.full((1, 1, 96, 96), 2.0))).backward()
+    assert fresh.estimator.context is not None
+    gradient = fresh.estimator.context.output.weight.grad
+    assert gradient is not None
+    assert float(gradient.abs().sum()) > 0
 
 
 def _blurred_photo_like(count: int = 2, size: int = 48) -> torch.Tensor:

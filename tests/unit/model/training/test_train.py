@@ -354,6 +354,33 @@ def test_init_from_an_estimator_with_fewer_reblur_widths_grows_it(tmp_path: Path
     torch.testing.assert_close(after.blend, before.blend, atol=1e-6, rtol=0)
 
 
+def test_init_from_an_estimator_without_context_grows_it(tmp_path: Path) -> None:
+    start, path = _defocus_start(tmp_path)
+    grown = initial_restorer(_stage0_from(tmp_path, path, "model.estimator_context=true")).eval()
+    assert grown.config.defocus is not None
+    assert grown.config.defocus.estimator_context
+    for name, tensor in start.state_dict().items():
+        assert torch.equal(grown.state_dict()[name], tensor), name
+    image = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        before, after = start.defocus(image), grown.defocus(image)  # type: ignore[misc]
+    torch.testing.assert_close(after.radius_logits, before.radius_logits, atol=0, rtol=0)
+
+
+def test_init_from_an_estimator_with_context_into_one_without_starts_it_fresh(
+    tmp_path: Path,
+) -> None:
+    start, path = _defocus_start(tmp_path, "model.estimator_context=true")
+    torch.manual_seed(1)
+    restorer = initial_restorer(_stage0_from(tmp_path, path, "model.estimator_context=false"))
+    before = start.state_dict()
+    stem = "defocus.estimator.stem.weight"
+    assert not torch.equal(restorer.state_dict()[stem], before[stem])
+    for name, tensor in before.items():
+        if not name.startswith("defocus.estimator."):
+            assert torch.equal(restorer.state_dict()[name], tensor), name
+
+
 @pytest.mark.parametrize("change", ["model.reblur_widths=1", "model.estimator_width=8"])
 def test_init_from_another_estimator_keeps_the_rest_and_starts_it_fresh(
     tmp_path: Path, change: str
