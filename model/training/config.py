@@ -121,6 +121,8 @@ class StagesSection:
     # stage 3, a fine-tune only (model.init_from): estimator, network and LQ prior learn on the
     # L1 of what inference restores (z sampled from noise, as deployed); 0 skips it
     deployed_steps: int = 0
+    # False keeps the blur estimator frozen in stage 3 (network and prior adapt to its blends)
+    deployed_train_estimator: bool = True
 
 
 @dataclass(frozen=True)

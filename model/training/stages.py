@@ -128,11 +128,14 @@ def deployed_loss(
     return _image_losses(restored, batch.sharp, _radius_term(model, front, batch), radius_weight)
 
 
-def deployed_parameters(model: Restorer) -> list[nn.Parameter]:
+def deployed_parameters(model: Restorer, train_estimator: bool = True) -> list[nn.Parameter]:
     """Stage 3: everything inference runs (estimator, network, LQ prior encoder, denoiser);
-    only the teacher, which inference never runs, stays frozen."""
+    only the teacher, which inference never runs, stays frozen. `train_estimator=False` also
+    keeps the blur estimator as it is: the deployed L1 drifts its readings away from the true
+    radius (weights/LITE_DEFOCUS_CARD.md, "A ninth attempt"), which also moves the defocus map
+    users get; frozen, the network and prior adapt to the blends of a calibrated estimator."""
     model.requires_grad_(False)
-    estimator = None if model.defocus is None else model.defocus.estimator
+    estimator = None if model.defocus is None or not train_estimator else model.defocus.estimator
     if model.prior is None:
         return _trainable(estimator, model.network)
     return _trainable(estimator, model.network, model.prior.encoder_lq, model.prior.denoiser)

@@ -299,7 +299,7 @@ def build_stages(config: TrainConfig) -> list[Stage[Restorer]]:
                 3,
                 stages.deployed_steps,
                 optim.deployed_lr,
-                stage_fns.deployed_parameters,
+                lambda m: stage_fns.deployed_parameters(m, stages.deployed_train_estimator),
                 deployed,
                 stage_fns.deployed_restore,
                 deployable=True,

@@ -316,3 +316,7 @@ def test_stage3_trains_all_that_inference_runs_and_not_the_teacher() -> None:
         assert any(name.startswith(part) for name in moved), part
     plain = build_restorer(compose(NETWORK, None, None))
     assert _ids(deployed_parameters(plain)) == _ids(list(plain.parameters()))
+    estimator = _ids(list(model.defocus.estimator.parameters()))
+    assert _ids(deployed_parameters(model, train_estimator=False)) == ids - estimator
+    assert not any(p.requires_grad for p in model.defocus.estimator.parameters())
+    assert _ids(deployed_parameters(plain, train_estimator=False)) == _ids(list(plain.parameters()))

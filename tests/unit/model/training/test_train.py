@@ -474,3 +474,12 @@ def test_a_fine_tune_may_run_stage3_alone_and_keeps_the_teacher(tmp_path: Path) 
     assert any(name.startswith("defocus.estimator.") for name in moved)
     assert any(name.startswith("prior.denoiser.") for name in moved)
     assert not any(name.startswith("prior.encoder_gt.") for name in moved)
+
+
+def test_stage3_may_keep_the_estimator_frozen(tmp_path: Path) -> None:
+    _, _, moved = _fine_tuned(
+        tmp_path, "stages.deployed_steps=3", "stages.deployed_train_estimator=false"
+    )
+    assert any(name.startswith("network.") for name in moved)
+    assert not any(name.startswith("defocus.") for name in moved)
+    assert not any(name.startswith("prior.encoder_gt.") for name in moved)
