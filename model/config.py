@@ -404,12 +404,8 @@ _MODEL_PRESETS: dict[str, ModelConfig] = {
     "base-prior": compose("base", PriorConfig()),
     # the CPU model shipped until the defocus front end: lite + prior
     "lite-prior": compose("lite", PriorConfig()),
-    # defocus front end (Wiener bank + blur estimator), lite refining it, prior: the model of
-    # weights/lite_defocus.safetensors, and of the default checkpoint until its ninth attempt
+    # the default: defocus front end (Wiener bank + blur estimator), lite refining it, prior
     "lite-defocus": compose("lite", PriorConfig(), DefocusConfig()),
-    # the default (weights/default.safetensors since the ninth attempt): lite-defocus whose blur
-    # estimator adds evidence pooled over the image (model.defocus.ImageContext)
-    "lite-defocus-context": compose("lite", PriorConfig(), DefocusConfig(estimator_context=True)),
     # for tests: tiny network, small prior, small front end
     "tiny": compose("tiny"),
     "tiny-defocus": compose(

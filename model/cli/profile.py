@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--defocus",
         action="store_true",
-        help="add the default model's defocus front end (Wiener bank + blur estimator with its "
-        "image context, preset lite-defocus-context) on an RGB image",
+        help="add the default defocus front end (Wiener bank + blur estimator) on an RGB image",
     )
 
 
@@ -63,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
             share = f"share of the network ({label})"
             print(f"  {share:<34}{100 * cost.total / macs:>15.1f}%")
     if args.defocus:
-        # the default model's front end (model_preset("lite-defocus-context"))
-        front = front_end_cost(DefocusConfig(estimator_context=True), height, width)
+        front = front_end_cost(DefocusConfig(), height, width)
         bank = (front.bank_fft_flops + front.bank_pointwise_flops) / 2
         print("defocus front end (on the RGB image; the network then reads 6 channels)")
         print(f"  {'parameters (estimator)':<34}{front.parameters:>16,}")

@@ -121,7 +121,8 @@ class StagesSection:
     # stage 3, a fine-tune only (model.init_from): estimator, network and LQ prior learn on the
     # L1 of what inference restores (z sampled from noise, as deployed); 0 skips it
     deployed_steps: int = 0
-    # False keeps the blur estimator frozen in stage 3 (network and prior adapt to its blends)
+    # False keeps the blur estimator frozen in stage 3 (network and prior adapt to its blends;
+    # tried once after the ninth attempt's estimator retraining: no gain, LITE_DEFOCUS_CARD.md)
     deployed_train_estimator: bool = True
 
 

@@ -30,6 +30,8 @@ def test_the_shipped_checkpoints_are_the_presets_their_comments_name() -> None:
     would build, train or profile another model than the one served."""
     default = default_checkpoint()
     assert default is not None
-    assert read_checkpoint(default).config == model_preset("lite-defocus-context")
+    assert read_checkpoint(default).config == model_preset("lite-defocus")
     lite_defocus = read_checkpoint(WEIGHTS_DIR / "lite_defocus.safetensors").config
     assert lite_defocus == model_preset("lite-defocus")
+    lite_prior = read_checkpoint(WEIGHTS_DIR / "lite_prior.safetensors").config
+    assert lite_prior == model_preset("lite-prior")
