@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.schemas import known_ensemble_size
+
 MiB = 1024 * 1024
 
 
@@ -174,6 +176,14 @@ class Settings(BaseSettings):
     max_prior_steps: int = Field(
         default=200, ge=0, description="most diffusion-prior steps a client may ask for"
     )
+    self_ensemble: int = Field(
+        default=1,
+        description="flipped/turned copies of each tile averaged when a job does not say: 1"
+        " (off), 2, 4 or 8 (2-8x the compute per job)",
+    )
+    max_self_ensemble: int = Field(
+        default=8, ge=1, description="most self-ensemble copies a client may ask for"
+    )
     worker_maintenance_interval_s: int = Field(
         default=15, gt=0, description="how often an idle worker reaps abandoned jobs"
     )
@@ -212,6 +222,17 @@ class Settings(BaseSettings):
         if value % 2:
             raise ValueError("tile_overlap_px must be even")
         return value
+
+    @field_validator("self_ensemble")
+    @classmethod
+    def _known_ensemble(cls, value: int) -> int:
+        return known_ensemble_size(value)
+
+    @model_validator(mode="after")
+    def _ensemble_within_limit(self) -> Settings:
+        if self.self_ensemble > self.max_self_ensemble:
+            raise ValueError("self_ensemble must not exceed max_self_ensemble")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_grace(self) -> Settings:

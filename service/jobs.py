@@ -56,9 +56,11 @@ def make_queue(connection: redis.Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
-def job_timeout_s(settings: Settings, width: int, height: int) -> int:
-    """One attempt's time limit for an image: `job_timeout_s` plus time per megapixel."""
-    return settings.job_timeout_s + math.ceil(settings.job_s_per_megapixel * width * height / 1e6)
+def job_timeout_s(settings: Settings, width: int, height: int, copies: int = 1) -> int:
+    """One attempt's time limit for an image: `job_timeout_s` plus time per megapixel, once per
+    self-ensemble copy (each copy runs the whole model over the image)."""
+    per_copy_s = settings.job_s_per_megapixel * width * height / 1e6
+    return settings.job_timeout_s + math.ceil(per_copy_s * copies)
 
 
 def input_ttl_s(settings: Settings, timeout_s: int) -> int:
@@ -81,7 +83,8 @@ def enqueue(
     `owner` is the id of the API key submitting it (never the key itself); only that key sees
     the job afterwards.
     """
-    timeout_s = job_timeout_s(settings, payload.width, payload.height)
+    copies = payload.options.self_ensemble or settings.self_ensemble
+    timeout_s = job_timeout_s(settings, payload.width, payload.height, copies)
     storage.put_input(job_id, data, input_ttl_s(settings, timeout_s))
     storage.remember_job(job_id, settings.job_record_ttl_s, owner)
     return queue.enqueue_call(

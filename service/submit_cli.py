@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-px", type=int, default=None, help="tile edge in pixels")
     parser.add_argument("--prior-steps", type=int, default=None, help="diffusion-prior steps")
     parser.add_argument("--seed", type=int, default=None, help="seed of the prior's sampler")
+    parser.add_argument(
+        "--self-ensemble", type=int, default=None,
+        help="flipped/turned copies of each tile averaged: 1, 2, 4 or 8 (that many times slower)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many s")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -98,7 +102,7 @@ def submit(args: argparse.Namespace) -> dict[str, object]:
         raise SubmitError(f"{args.input}: no such file")
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     form = {"output_format": _format_for(args)}
-    for name in ("tile_px", "prior_steps", "seed"):
+    for name in ("tile_px", "prior_steps", "seed", "self_ensemble"):
         if getattr(args, name) is not None:
             form[name] = str(getattr(args, name))
     deadline = time.monotonic() + args.timeout

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blend", choices=[b.value for b in Blend], default=Blend.FEATHER.value)
     parser.add_argument("--prior-steps", type=int, help="prior sampling steps (default: all)")
     parser.add_argument("--seed", type=int, help="seed of the prior's sampler")
+    parser.add_argument(
+        "--self-ensemble",
+        type=int,
+        help="average 2, 4 or 8 flipped/turned copies of each tile (that many times the"
+        " compute; default: SWINTORMER_SELF_ENSEMBLE, 1 = off)",
+    )
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
     parser.add_argument(
         "--defocus-map",
@@ -100,6 +106,7 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
             quality=args.quality,
             prior_steps=args.prior_steps,
             seed=args.seed,
+            self_ensemble=args.self_ensemble,
         )
         decoded = read_file(args.image)
         views = [decoded.rgb]

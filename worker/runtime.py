@@ -37,6 +37,7 @@ from torch import Tensor
 
 from model.devices import autocast, full_float32, resolve_device, set_tf32
 from model.restorer import Restorer, load_restorer
+from model.self_ensemble import self_ensemble
 from model.tiling import Progress, TileSettings, restore_tiled
 from service.config import Settings
 from service.schemas import (
@@ -75,6 +76,8 @@ class RestoreRequest:
     # 16-bit input: run in float32 whatever the precision (bf16 output would be off by ~11 of
     # 65535 levels on average, 250 at worst; fp16 by a few)
     high_depth: bool = False
+    # flipped/turned copies of each tile restored and averaged (`model.self_ensemble`)
+    self_ensemble: int = 1
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,11 @@ class Runtime:
             pad_batches=settings.torch_compile,  # one batch shape: no recompile per image
         )
         return RestoreRequest(
-            tiles=tiles, prior_steps=options.prior_steps, seed=options.seed, high_depth=high_depth
+            tiles=tiles,
+            prior_steps=options.prior_steps,
+            seed=options.seed,
+            high_depth=high_depth,
+            self_ensemble=options.self_ensemble or settings.self_ensemble,
         )
 
     def _size_tile_batches(self) -> None:
@@ -377,7 +384,10 @@ class Runtime:
         try:
             with torch.inference_mode():
                 return restore_tiled(
-                    functools.partial(self.restore_batch, request=request),
+                    self_ensemble(
+                        functools.partial(self.restore_batch, request=request),
+                        request.self_ensemble,
+                    ),
                     image,
                     attempt.tiles,
                     progress=attempt.progress,

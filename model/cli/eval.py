@@ -55,6 +55,7 @@ from model.evaluation.evaluate import (
 )
 from model.evaluation.model_rows import model_rows, restorer_fn
 from model.restorer import Restorer, load_restorer
+from model.self_ensemble import ENSEMBLE_SIZES
 from model.tiling import TileSettings
 
 
@@ -94,6 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--overlap-px", type=int, default=TileSettings.overlap_px)
     model.add_argument("--batch", type=int, default=TileSettings.batch, help="tiles per call")
     model.add_argument("--name", default=None, help="row label (default: checkpoint file stem)")
+    model.add_argument(
+        "--self-ensemble",
+        type=int,
+        nargs="+",
+        choices=ENSEMBLE_SIZES,
+        default=[],
+        metavar="N",
+        help="also score the deployed path averaged over N flipped/turned copies per tile"
+        " (2, 4, 8; several sizes give one row each)",
+    )
 
 
 def _validate(args: argparse.Namespace) -> str | None:
@@ -118,7 +129,7 @@ def _model_methods(args: argparse.Namespace, restorer: Restorer | None) -> list[
     name = args.name or args.checkpoint.stem
     use_dual_pixel = restorer.image_channels == 6
     methods: list[tuple[str, CaseFn]] = []
-    for row in model_rows(restorer, name, tiles, args.ablations):
+    for row in model_rows(restorer, name, tiles, args.ablations, args.self_ensemble):
         fn = restorer_fn(restorer, row, args.device)
 
         def method(case: EvalCase, fn: Any = fn) -> Any:

@@ -14,6 +14,10 @@ callable for the harness. Ablation rows change one thing each:
 * tiles: the released uniform-mean tiling (256 px, stride 220) and the whole image at once,
   beside the default feathered tiles.
 
+A self-ensemble row (`model.self_ensemble`: every tile restored as 2, 4 or 8 flipped and turned
+copies, averaged) follows the deployed row when asked for, so its gain and the deployed score
+come from one run.
+
 The prior's noise is the deployed default (`Restorer.restore` with no generator: one generator
 per tile, seeded with `model.restorer.DEFAULT_SEED`), so every row is reproducible, matches
 what the worker returns for the same pixels, and rows differ only in what they ablate.
@@ -25,7 +29,7 @@ for the estimator's error table.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +38,7 @@ from torch import Tensor
 
 from model.defocus import FrontEndOutput
 from model.restorer import Restorer
+from model.self_ensemble import self_ensemble
 from model.tiling import RELEASED_TILING, TileSettings, restore_tiled
 
 ABLATION_STEPS = (1, 2, 4, 8)
@@ -57,6 +62,7 @@ class ModelRow:
     label: the table row. use_prior: run the prior (if the checkpoint has one).
     steps: prior sampling steps (None = the trained T). tiles: tiling, or None = whole image.
     front: the blend weights (with a front end). blend_only: return the blend, no network.
+    ensemble: copies per tile averaged by `model.self_ensemble` (1 = the tile alone).
     """
 
     label: str
@@ -65,16 +71,26 @@ class ModelRow:
     tiles: TileSettings | None
     front: FrontMode = FrontMode.ESTIMATED
     blend_only: bool = False
+    ensemble: int = 1
 
 
 def model_rows(
-    restorer: Restorer, name: str, tiles: TileSettings, ablations: bool
+    restorer: Restorer,
+    name: str,
+    tiles: TileSettings,
+    ablations: bool,
+    ensembles: Sequence[int] = (),
 ) -> list[ModelRow]:
-    """The deployed row, then (with `ablations`) one row per ablation the checkpoint supports."""
+    """The deployed row; for each of `ensembles` above 1 the same averaged over that many
+    copies per tile; then (with `ablations`) one row per ablation the checkpoint supports."""
     has_prior = restorer.prior is not None
     trained_steps = restorer.prior.config.steps if restorer.prior is not None else None
     prior_note = f"prior T={trained_steps}" if has_prior else "no prior"
     rows = [ModelRow(f"{name} ({prior_note}, feathered tiles)", True, None, tiles)]
+    for ensemble in ensembles:
+        if ensemble > 1:
+            label = f"{name}: self-ensemble x{ensemble} ({prior_note}, feathered tiles)"
+            rows.append(ModelRow(label, True, None, tiles, ensemble=ensemble))
     if not ablations:
         return rows
     if has_prior and trained_steps is not None:
@@ -162,11 +178,13 @@ def restorer_fn(restorer: Restorer, row: ModelRow, device: torch.device | str = 
             return front.blend
         return model.run(image, row.steps, front=front).restored
 
+    tile_fn = self_ensemble(run_tiles, row.ensemble)
+
     def fn(image: np.ndarray, radius: np.ndarray | None) -> np.ndarray:
         needs_map = row.front is FrontMode.TRUE_MAP
         stacked = _stack(image, radius if needs_map else None, device)
         with torch.inference_mode():
-            restored = _run_tiled(run_tiles, stacked, row.tiles, 3)
+            restored = _run_tiled(tile_fn, stacked, row.tiles, 3)
         return restored[0].clamp(0.0, 1.0).permute(1, 2, 0).float().cpu().numpy()
 
     return fn

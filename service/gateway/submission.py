@@ -183,6 +183,11 @@ def _check_options(submission: Submission, settings: Settings) -> None:
             ErrorCode.INVALID_OPTIONS,
             f"prior_steps: at most {settings.max_prior_steps} on this server",
         )
+    if options.self_ensemble is not None and options.self_ensemble > settings.max_self_ensemble:
+        raise ApiError(
+            ErrorCode.INVALID_OPTIONS,
+            f"self_ensemble: at most {settings.max_self_ensemble} on this server",
+        )
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
         raise ApiError(
             ErrorCode.INVALID_OPTIONS,

@@ -1,9 +1,10 @@
 """The web page at `/` in a real Chromium against a real `swintormer serve` on loopback.
 
-Covers what a person does: choose or drop a photo, see it checked, send it, watch the tiles
-progress (or the queue position, and cancel), compare before and after with the divider and the
-1:1 view, see the estimated blur as an overlay, download the result with the API's file name,
-read the gateway's refusals in plain words, and give an API key when the server needs one.
+Covers what a person does: choose or drop a photo, see it checked, choose the passes per tile,
+send it, watch the tiles progress (or the queue position, and cancel), compare before and after
+with the divider and the 1:1 view, see the estimated blur as an overlay, download the result
+with the API's file name, read the gateway's refusals in plain words, and give an API key when
+the server needs one.
 Screenshots of the main states go to SCREENSHOT_DIR (printed at the end of the run).
 """
 
@@ -12,18 +13,21 @@ from __future__ import annotations
 import base64
 import io
 import time
+import zlib
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+import redis
 from PIL import Image, ImageDraw, ImageFilter
+from rq.serializers import JSONSerializer
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browser.chromium import API_KEY, Screenshot, Served
 
@@ -243,6 +247,30 @@ def test_queue_position_and_cancel(
     assert by_id(browser, "job-status").text == "Canceled."
     job_id = browser.execute_script("return document.body.dataset.jobId")
     assert httpx.get(f"{idle_gateway.url}/jobs/{job_id}").json()["status"] == "canceled"
+
+
+def test_passes_per_tile_are_offered_and_sent(
+    browser: webdriver.Chrome, idle_gateway: Served, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    open_page(browser, idle_gateway)
+    select = Select(by_id(browser, "self-ensemble"))
+    assert [option.get_attribute("value") for option in select.options] == ["1", "2", "4", "8"]
+    assert select.first_selected_option.text == "1 (fastest)"
+    choose(browser, blurred_photo(tmp_path / "passes.png"))
+    wait_for_state(browser, "chosen")
+    select.select_by_value("4")
+    by_id(browser, "start").click()
+    wait_for_state(browser, "queued")
+    job_id = browser.execute_script("return document.body.dataset.jobId")
+    try:
+        connection = redis.Redis.from_url(service_env["SWINTORMER_REDIS_URL"])
+        data = connection.hget(f"rq:job:{job_id}", "data")
+        assert isinstance(data, bytes)
+        call = JSONSerializer.loads(zlib.decompress(data))
+        assert call[3]["payload"]["options"]["self_ensemble"] == 4
+    finally:
+        by_id(browser, "cancel").click()
+        wait_for_state(browser, "canceled", timeout_s=20)
 
 
 def test_a_full_queue_is_told_with_its_retry_after(

@@ -117,6 +117,8 @@ def test_body_over_the_limit_is_413(make_client: MakeClient) -> None:
         {"prior_steps": 10_000},
         {"tile_px": 64, "tile_overlap_px": 64},
         {"seed": "abc"},
+        {"self_ensemble": 3},
+        {"self_ensemble": 0},
         {"unknown_option": 1},
     ],
 )
@@ -124,6 +126,27 @@ def test_bad_options_are_422(client: TestClient, fields: dict[str, object]) -> N
     response = post(client, sample_images.png_rgb(), **fields)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_options"
+
+
+def test_self_ensemble_over_the_server_s_limit_is_422(make_client: MakeClient) -> None:
+    client = make_client(max_self_ensemble=4)
+    response = post(client, sample_images.png_rgb(), self_ensemble=8)
+    assert response.status_code == 422
+    assert "at most 4" in response.json()["error"]["message"]
+    assert post(client, sample_images.png_rgb(), self_ensemble=4).status_code == 202
+
+
+def test_a_self_ensemble_job_gets_time_for_every_copy(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    data = sample_images.png_rgb(1000, 500)  # 0.5 MP: a whole number of seconds per copy
+    plain = post(client, data).json()["id"]
+    eight = post(client, data, self_ensemble=8).json()["id"]
+    timeouts = [int(redis_client.hget(f"rq:job:{job}", "timeout") or 0) for job in (plain, eight)]
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    per_copy = timeouts[0] - settings.job_timeout_s
+    assert per_copy > 0
+    assert timeouts[1] == settings.job_timeout_s + 8 * per_copy
 
 
 @pytest.mark.parametrize(

@@ -95,9 +95,11 @@ def test_the_openapi_request_body_of_deblur_can_be_satisfied(client: TestClient)
     assert schema["required"] == ["file"]
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
-        "file", "output_format", "quality", "tile_px", "tile_overlap_px", "prior_steps", "seed"
+        "file", "output_format", "quality", "tile_px", "tile_overlap_px", "prior_steps", "seed",
+        "self_ensemble",
     }  # fmt: skip
     for name, field in schema["properties"].items():
         assert "anyOf" not in field, name
         assert "$ref" not in field, name
     assert schema["properties"]["output_format"]["enum"] == ["png", "jpeg", "webp", "tiff"]
+    assert schema["properties"]["self_ensemble"]["enum"] == [1, 2, 4, 8]

@@ -75,7 +75,11 @@ def test_client_settings(make_client: MakeClient) -> None:
         "api_key_required": False,
         "max_wait_s": 30,
         "result_ttl_s": 3600,
+        "self_ensemble": 1,
+        "self_ensemble_sizes": [1, 2, 4, 8],
     }
+    limited = make_client(self_ensemble=2, max_self_ensemble=4).get("/client-settings").json()
+    assert (limited["self_ensemble"], limited["self_ensemble_sizes"]) == (2, [1, 2, 4])
     keyed = make_client(api_keys=["secret"])
     response = keyed.get("/client-settings")  # no key needed to learn that one is
     assert response.status_code == 200

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.gateway.deps import SettingsDep
-from service.schemas import MEDIA_TYPES, ClientSettings
+from service.schemas import MEDIA_TYPES, SELF_ENSEMBLE_SIZES, ClientSettings
 from service.uploads import ALLOWED_FORMATS
 
 router = APIRouter(tags=["client"])
@@ -41,4 +41,8 @@ def client_settings(settings: SettingsDep) -> ClientSettings:
         api_key_required=bool(settings.api_keys),
         max_wait_s=settings.max_wait_s,
         result_ttl_s=settings.result_ttl_s,
+        self_ensemble=settings.self_ensemble,
+        self_ensemble_sizes=[
+            size for size in SELF_ENSEMBLE_SIZES if size <= settings.max_self_ensemble
+        ],
     )

@@ -18,7 +18,8 @@ const els = {
   keyMessage: $("key-message"),
   dropZone: $("drop-zone"), fileInput: $("file-input"), fileInfo: $("file-info"),
   limits: $("limits"), optionsForm: $("options-form"), qualityLabel: $("quality-label"),
-  quality: $("quality"), start: $("start"), uploadMessage: $("upload-message"),
+  quality: $("quality"), selfEnsemble: $("self-ensemble"), start: $("start"),
+  uploadMessage: $("upload-message"),
   jobPanel: $("job-panel"), jobStatus: $("job-status"), jobProgress: $("job-progress"),
   cancel: $("cancel"), jobMessage: $("job-message"),
   resultPanel: $("result-panel"), blurSummary: $("blur-summary"), download: $("download"),
@@ -78,9 +79,21 @@ async function loadLimits() {
   const megapixels = Math.floor(state.limits.max_pixels / 1e6);
   els.limits.textContent =
     `Up to ${formatBytes(state.limits.max_upload_bytes)} and ${megapixels} megapixels.`;
+  offerPasses(state.limits.self_ensemble_sizes, state.limits.self_ensemble);
   if (state.limits.api_key_required && !apiKey()) {
     askForKey("");
   }
+}
+
+/** The self-ensemble sizes this server allows, its own default selected. */
+function offerPasses(sizes, chosen) {
+  els.selfEnsemble.replaceChildren(...sizes.map((size) => {
+    const option = document.createElement("option");
+    option.value = String(size);
+    option.textContent = size === 1 ? "1 (fastest)" : `${size} (about ${size}x the time)`;
+    option.selected = size === chosen;
+    return option;
+  }));
 }
 
 async function choose(file) {
@@ -119,6 +132,7 @@ async function submit(event) {
   if (format !== "png") {
     form.append("quality", els.quality.value);
   }
+  form.append("self_ensemble", els.selfEnsemble.value);
   els.start.disabled = true;
   showError(els.uploadMessage, null);
   setState("uploading");

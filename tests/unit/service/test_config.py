@@ -34,9 +34,22 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SWINTORMER_PORT", "0"),
         ("SWINTORMER_TILE_OVERLAP_PX", "7"),
         ("SWINTORMER_PRECISION", "int8"),
+        ("SWINTORMER_SELF_ENSEMBLE", "3"),
+        ("SWINTORMER_MAX_SELF_ENSEMBLE", "0"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_default_self_ensemble_must_be_within_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SWINTORMER_SELF_ENSEMBLE", "8")
+    monkeypatch.setenv("SWINTORMER_MAX_SELF_ENSEMBLE", "4")
+    with pytest.raises(ValidationError, match="max_self_ensemble"):
+        Settings()
+    monkeypatch.setenv("SWINTORMER_SELF_ENSEMBLE", "4")
+    assert Settings().self_ensemble == 4

@@ -69,3 +69,20 @@ def test_bad_settings_and_missing_weights_are_reported(
     assert "overlap_px" in capsys.readouterr().out
     assert main(["deblur", str(source), "-o", output, "--checkpoint", str(source)]) == 1
     assert "not a safetensors checkpoint" in capsys.readouterr().out
+
+
+def test_a_self_ensemble_is_asked_for_by_its_size(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.png"
+    pixels = np.random.default_rng(1).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(source)
+    arguments = ["deblur", str(source), "--checkpoint", str(tiny_checkpoint), "-o"]
+    assert main([*arguments, str(tmp_path / "bad.png"), "--self-ensemble", "3"]) == 1
+    assert "self_ensemble must be one of 1, 2, 4, 8 (got 3)" in capsys.readouterr().out
+    outputs = {size: tmp_path / f"x{size}.png" for size in (1, 8)}
+    for size, output in outputs.items():
+        assert main([*arguments, str(output), "--self-ensemble", str(size)]) == 0
+    one, eight = (np.asarray(Image.open(output)) for output in outputs.values())
+    assert one.shape == eight.shape == (40, 56, 3)
+    assert not np.array_equal(one, eight)

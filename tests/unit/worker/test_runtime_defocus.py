@@ -1,4 +1,5 @@
-"""Runtime with a defocus front end: the radius map comes back stitched, at the image's size."""
+"""Runtime with a defocus front end: the radius map comes back stitched, at the image's size;
+with a self-ensemble, image and map averaged over the turned copies."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from model.self_ensemble import ENSEMBLE_SIZES
 from model.swintormer import pad_to_size
 from model.tiling import TileSettings
 from service.config import Settings
+from service.schemas import SELF_ENSEMBLE_SIZES, DeblurOptions
 from tests.defocus_restorer import save_tiny_defocus_restorer
 from tests.factories import save_tiny_checkpoint
 from worker.runtime import RestoreRequest, Runtime, to_array, to_tensor
@@ -66,3 +69,38 @@ def test_a_model_without_front_end_returns_no_map(tmp_path: Path) -> None:
     rgb = np.zeros((40, 40, 3), np.float32)
     outcome = runtime(rgb, RestoreRequest(tiles=TileSettings(tile_px=64, overlap_px=0, batch=1)))
     assert outcome.radius_px is None
+
+
+def test_a_self_ensemble_averages_the_image_and_the_map_over_turned_copies(
+    defocus_runtime: Runtime,
+) -> None:
+    rgb = np.random.default_rng(3).random((48, 40, 3), dtype=np.float32)
+    tiles = TileSettings(tile_px=64, overlap_px=16, batch=1)
+    plain = defocus_runtime(rgb, RestoreRequest(tiles=tiles, seed=2))
+    eight = defocus_runtime(rgb, RestoreRequest(tiles=tiles, seed=2, self_ensemble=8))
+    assert defocus_runtime.restorer is not None
+    copies = []
+    with torch.inference_mode():  # the one tile, restored turned and mirrored, turned back
+        tile = pad_to_size(to_tensor(rgb, CPU), 64, 64)
+        for turns in range(4):
+            for mirrored in (False, True):
+                image = torch.rot90(tile.flip(-1) if mirrored else tile, turns, dims=(-2, -1))
+                stacked = defocus_runtime.restorer.run(image, seed=2).stacked()
+                stacked = torch.rot90(stacked, -turns, dims=(-2, -1))
+                copies.append(stacked.flip(-1) if mirrored else stacked)
+    expected = torch.stack(copies).mean(dim=0)[..., :48, :40]
+    np.testing.assert_allclose(eight.rgb, to_array(expected[:, :3]), atol=1e-5)
+    assert eight.radius_px is not None
+    np.testing.assert_allclose(eight.radius_px, expected[0, 3].numpy(), atol=1e-5)
+    assert not np.allclose(eight.rgb, plain.rgb, atol=1e-4)
+
+
+def test_a_job_s_self_ensemble_falls_back_to_the_setting(tmp_path: Path) -> None:
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    runtime = Runtime(Settings(checkpoint=checkpoint, device="cpu", self_ensemble=4))
+    assert runtime.request_for(DeblurOptions()).self_ensemble == 4
+    assert runtime.request_for(DeblurOptions(self_ensemble=2)).self_ensemble == 2
+
+
+def test_the_gateway_and_the_model_know_the_same_ensemble_sizes() -> None:
+    assert SELF_ENSEMBLE_SIZES == ENSEMBLE_SIZES

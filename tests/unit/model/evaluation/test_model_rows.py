@@ -80,9 +80,11 @@ def test_eval_cli_scores_a_tiny_checkpoint(
     save_restorer(checkpoint, _restorer(with_prior))
     args = ["eval", "--checkpoint", str(checkpoint), "--limit", "1", "--crop-px", "64"]
     args += ["--tile-px", "64", "--overlap-px", "16", "--ablations", "--out", str(tmp_path)]
-    assert main(args) == 0
+    assert main([*args, "--self-ensemble", "2", "4"]) == 0
     out = capsys.readouterr().out
     assert "| tiny (" in out
+    assert "| tiny: self-ensemble x2 (" in out
+    assert "| tiny: self-ensemble x4 (" in out
     assert "| tiny: whole image |" in out
     assert ("| tiny: prior off |" in out) == with_prior
     report = json.loads((tmp_path / "eval.json").read_text())
@@ -91,6 +93,26 @@ def test_eval_cli_scores_a_tiny_checkpoint(
     deployed = next(m for name, m in rows.items() if name.startswith("tiny ("))
     assert len(deployed["scores"]) == 8  # one photo x 4 radii x 2 noise levels
     assert np.isfinite(deployed["mean"]["psnr_db"])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_self_ensemble_row_follows_the_deployed_row() -> None:
+    restorer = _restorer(True)
+    rows = model_rows(restorer, "m", TILES, ablations=False, ensembles=(1, 4, 8))
+    assert [(r.label, r.ensemble) for r in rows] == [
+        ("m (prior T=4, feathered tiles)", 1),
+        ("m: self-ensemble x4 (prior T=4, feathered tiles)", 4),
+        ("m: self-ensemble x8 (prior T=4, feathered tiles)", 8),
+    ]
+    image = np.random.default_rng(2).random((40, 56, 3)).astype(np.float32)
+    whole = ModelRow("m", True, None, None, ensemble=4)
+    out = restorer_fn(restorer, whole)(image, None)
+    flips: list[tuple[int, ...]] = [(), (-1,), (-2, -1), (-2,)]
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        copies = [restorer.restore(tensor.flip(dims)).flip(dims) for dims in flips]
+    expected = torch.stack(copies).mean(dim=0)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_dual_pixel_checkpoint_needs_dpdd(
