@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import redis
 from PIL import Image
@@ -49,6 +50,7 @@ def result_image(client: TestClient, job_id: str) -> Image.Image:
     return Image.open(io.BytesIO(response.content))
 
 
+ENSEMBLE: dict[str, object] = {"seed": 3, "self_ensemble": 4}
 KINDS: list[tuple[str, Callable[[], bytes], dict[str, object], tuple[int, int], str, str]] = [
     ("rgb", sample_images.png_rgb, {}, (40, 30), "RGB", "PNG"),
     ("rgba", sample_images.png_rgba, {}, (40, 30), "RGBA", "PNG"),
@@ -58,6 +60,8 @@ KINDS: list[tuple[str, Callable[[], bytes], dict[str, object], tuple[int, int], 
     ("cmyk", sample_images.jpeg_cmyk, {"output_format": "jpeg"}, (40, 30), "CMYK", "JPEG"),
     ("webp", sample_images.webp_rgb, {"output_format": "webp"}, (40, 30), "RGB", "WEBP"),
     ("big", lambda: sample_images.png_rgb(150, 110), {"seed": 3}, (150, 110), "RGB", "PNG"),
+    # the same image and seed, each tile also restored flipped three ways and averaged
+    ("ensemble", lambda: sample_images.png_rgb(150, 110), ENSEMBLE, (150, 110), "RGB", "PNG"),
     # 16-bit RGB PNG out (Pillow opens it as RGB); TIFF and HEIC in
     ("rgb16", sample_images.png_rgb16, {}, (20, 10), "RGB", "PNG"),
     ("tiff16", sample_images.tiff_rgb16, {"output_format": "tiff"}, (20, 10), "RGB", "TIFF"),
@@ -103,6 +107,9 @@ def test_every_kind_round_trips_and_failures_are_reported(
         image = result_image(gateway, jobs[name])
         assert (image.size, image.mode, image.format) == (size, mode, image_format), name
         assert redis_client.get(input_key(jobs[name])) is None  # input dropped once done
+
+    plain, averaged = (np.asarray(result_image(gateway, jobs[n])) for n in ("big", "ensemble"))
+    assert not np.array_equal(plain, averaged)  # the option reached the worker
 
     first = gateway.get(f"/jobs/{jobs['rgb']}/result")
     assert first.headers["content-type"] == "image/png"
