@@ -43,11 +43,17 @@ def own_gateway(own_redis: EmbeddedRedis, worker_env: dict[str, str]) -> Iterato
         yield client
 
 
+OUTAGE_GRACE_S = "15"
+
+
 def running_job(
     client: TestClient, start_worker: StartWorker, url: str
 ) -> tuple[str, subprocess.Popen[str]]:
     job_id = submit(client, sample_images.png_rgb(SIZE, SIZE))
-    worker = start_worker(SWINTORMER_REDIS_URL=url)
+    # outages here last 3-5 s: a grace longer than that keeps the job this worker's (with the
+    # shared 3 s grace, a heartbeat missed during the outage makes the job look abandoned: it
+    # is requeued while this worker finishes it, and runs twice)
+    worker = start_worker(SWINTORMER_REDIS_URL=url, SWINTORMER_ABANDONED_GRACE_S=OUTAGE_GRACE_S)
     wait_for(lambda: progress_done(client, job_id) > 0, 60, "the job to start")
     return job_id, worker
 
