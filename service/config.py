@@ -234,6 +234,10 @@ class Settings(BaseSettings):
             raise ValueError("self_ensemble must not exceed max_self_ensemble")
         return self
 
+    def ensemble_copies(self, requested: int | None) -> int:
+        """The self-ensemble copies a job runs: its own `self_ensemble`, else this server's."""
+        return requested or self.self_ensemble
+
     @model_validator(mode="after")
     def _heartbeat_within_grace(self) -> Settings:
         if self.worker_heartbeat_s >= self.abandoned_grace_s:

@@ -83,7 +83,7 @@ def enqueue(
     `owner` is the id of the API key submitting it (never the key itself); only that key sees
     the job afterwards.
     """
-    copies = payload.options.self_ensemble or settings.self_ensemble
+    copies = settings.ensemble_copies(payload.options.self_ensemble)
     timeout_s = job_timeout_s(settings, payload.width, payload.height, copies)
     storage.put_input(job_id, data, input_ttl_s(settings, timeout_s))
     storage.remember_job(job_id, settings.job_record_ttl_s, owner)

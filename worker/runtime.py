@@ -238,7 +238,7 @@ class Runtime:
             prior_steps=options.prior_steps,
             seed=options.seed,
             high_depth=high_depth,
-            self_ensemble=options.self_ensemble or settings.self_ensemble,
+            self_ensemble=settings.ensemble_copies(options.self_ensemble),
         )
 
     def _size_tile_batches(self) -> None:
