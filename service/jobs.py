@@ -8,6 +8,7 @@ RQ's status names are mapped to the API's own (`JobStatus`) here and nowhere els
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from rq import Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
+from rq.rate_limit import RateLimitRegistry
 from rq.registry import StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
@@ -35,6 +37,13 @@ from service.schemas import (
 from service.storage import PREFIX, Storage
 
 TASK = "worker.tasks.deblur"
+
+REAP_LOCK_KEY = f"{PREFIX}:reap-lock"
+REAP_LOCK_S = 2
+REAP_WATCH_KEY = f"{PREFIX}:reap-watch"
+# An attempt's registry entry expires one grace after its last heartbeat; it is reaped at a
+# look that comes at least one grace after a look that already saw it expired.
+REQUEUED_WITHIN_GRACES = 3
 
 _RQ_TO_PUBLIC: dict[RQStatus, JobStatus] = {
     RQStatus.CREATED: JobStatus.QUEUED,
@@ -65,7 +74,7 @@ def job_timeout_s(settings: Settings, width: int, height: int, copies: int = 1) 
 
 def input_ttl_s(settings: Settings, timeout_s: int) -> int:
     """How long an input must live: queued time plus every attempt, abandoned ones included."""
-    attempt_s = timeout_s + settings.abandoned_grace_s
+    attempt_s = timeout_s + REQUEUED_WITHIN_GRACES * settings.abandoned_grace_s
     return settings.queued_ttl_s + (settings.job_retries + 1) * attempt_s
 
 
@@ -195,21 +204,50 @@ def _blur(meta: dict[str, Any]) -> BlurEstimate | None:
     return BlurEstimate.model_validate(blur) if isinstance(blur, dict) else None
 
 
-REAP_LOCK_KEY = f"{PREFIX}:reap-lock"
-REAP_LOCK_S = 2
-
-
-def reap_abandoned(queue: Queue) -> None:
+def reap_abandoned(queue: Queue, grace_s: float) -> None:
     """Move jobs whose worker died back to the queue (Retry left) or to failed.
 
     A worker killed mid-job stops heartbeating, and its job's started-registry entry expires
-    `abandoned_grace_s` later; nothing moves the job until someone cleans the registry: the
-    gateway does it at scrape time and on job reads, workers in their maintenance, `serve`'s
-    supervisor every few seconds. A short lock keeps several cleaners from running at once,
-    which could requeue one job twice.
+    `abandoned_grace_s` after the last heartbeat; nothing moves the job until someone cleans
+    the registry: the gateway does it at scrape time and on job reads, workers in their
+    maintenance, `serve`'s supervisor every few seconds. A short lock keeps several cleaners
+    from running at once, which could requeue one job twice.
+
+    An expired entry alone does not prove a dead worker: while Redis was down, read-only or
+    full, live workers could not heartbeat either, and every entry may have expired by the time
+    it is back. So a job is reaped only if its entry had already expired at an earlier look
+    (a time Redis took this function's write) and has not been refreshed in the `grace_s` since:
+    a live worker heartbeats within that time once Redis is back (`worker_heartbeat_s` is
+    shorter), a dead one does not. The price is detection: a dead worker's job is requeued 2-3
+    graces after its last heartbeat (plus the time between looks) instead of 1
+    (`REQUEUED_WITHIN_GRACES`).
     """
-    if queue.connection.set(REAP_LOCK_KEY, b"1", nx=True, ex=REAP_LOCK_S):
-        StartedJobRegistry(queue=queue).cleanup()
+    connection = queue.connection
+    if not connection.set(REAP_LOCK_KEY, b"1", nx=True, ex=REAP_LOCK_S):
+        return
+    watch_key = f"{REAP_WATCH_KEY}:{queue.name}"
+    now = time.time()
+    looked = connection.get(watch_key)
+    if looked is not None and now - float(looked) < grace_s:
+        return
+    if looked is not None:
+        StartedJobRegistry(queue=queue).cleanup(timestamp=float(looked))
+    connection.set(watch_key, repr(now).encode())
+
+
+def clean_registries(queue: Queue, grace_s: float) -> None:
+    """RQ's registry maintenance (`rq.registry.clean_registries`) with `reap_abandoned` in place
+    of its started-registry cleanup, which takes every expired entry for a dead worker."""
+    for registry in (
+        queue.finished_job_registry,
+        queue.failed_job_registry,
+        queue.deferred_job_registry,
+        queue.ready_job_registry,
+    ):
+        registry.cleanup()
+    for rate_limits in RateLimitRegistry.all(queue.connection):
+        rate_limits.cleanup()
+    reap_abandoned(queue, grace_s)
 
 
 PROBE_KEY = f"{PREFIX}:write-probe"

@@ -9,9 +9,12 @@ between RQ 2.12 and 3.0); `execute_job` calls it with RQ 3's arguments.
 Heartbeats. `SimpleWorker` sends none while a job runs, so a worker killed mid-job went
 unnoticed for `job_timeout + 60 s`. Here a thread refreshes the worker, the job and its
 started-registry entry every `heartbeat_s` during a job, and the entry expires
-`abandoned_grace_s` after the last one: a dead worker's job is found by the next registry
-cleanup (the gateway's scrapes and status reads, every worker's maintenance, `serve`'s
-supervisor) and retried at the front of the queue (`Retry(enqueue_at_front=True)`).
+`abandoned_grace_s` after the last one: a dead worker's job is found by the registry cleanups
+(the gateway's scrapes and status reads, every worker's maintenance, `serve`'s supervisor) a
+grace after one first saw it expired (`service.jobs.reap_abandoned`; RQ's own cleanup would
+also take the jobs of live workers whose heartbeats a Redis outage held up) and retried at the
+front of the queue (`Retry(enqueue_at_front=True)`). A dequeued copy of a job that has already
+ended is dropped unrun.
 
 Outages (`worker.outages.REDIS_OUTAGES`: down, restarting, read-only, full). RQ's loop quits on
 most Redis errors ("unhandled exception, quitting"); here every step of the loop waits them out
@@ -32,8 +35,11 @@ from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker_registration import clean_worker_registry
 
+from service.jobs import clean_registries
 from worker.outages import REDIS_OUTAGES, wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,13 @@ class DeblurWorker(SimpleWorker):
         return int(self.abandoned_grace_s)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if job.get_status(refresh=False) in _FINISHED:
+            # a copy requeued while its first worker still ran it (an outage that outlived
+            # the grace twice over, see service.jobs.reap_abandoned) and that worker finished
+            # it: running it again would turn a job clients saw succeed back to 'running'
+            log.warning("job %s: already %s, not run again", job.id, job.get_status())
+            queue.intermediate_queue.remove(job.id)
+            return
         execution: Execution | None = None
         try:
             execution = self.prepare_execution(job)
@@ -137,6 +150,18 @@ class DeblurWorker(SimpleWorker):
             super().check_for_suspension(burst)
         except REDIS_OUTAGES as error:
             self._wait_out("suspension check", error)
+
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance, reaping abandoned jobs by `service.jobs.reap_abandoned`'s
+        rule (an entry seen expired and not refreshed for a grace after) instead of RQ's (any
+        expired entry), which would requeue every running job after a long Redis outage."""
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                clean_registries(queue, self.abandoned_grace_s)
+                clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = now()  # type: ignore[assignment]  # RQ declares it as None
 
     def run_maintenance_tasks(self) -> None:
         try:

@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.queue = make_queue(app.state.redis, settings)
     app.state.decode_budget = DecodeBudget(settings.decode_pixel_budget)
     install_error_handlers(app, settings.retry_after_s)
-    metrics = GatewayMetrics(app.state.queue)
+    metrics = GatewayMetrics(app.state.queue, settings.abandoned_grace_s)
     app.state.metrics = metrics
 
     def count_refused_upload(scope: Scope) -> None:

@@ -52,7 +52,7 @@ SUBMISSION_OUTCOMES = (
 class GatewayMetrics:
     """The gateway's metric objects on their own registry."""
 
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, abandoned_grace_s: float) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Histogram(
             "swintormer_http_request_duration_seconds",
@@ -76,14 +76,15 @@ class GatewayMetrics:
         )
         for outcome in SUBMISSION_OUTCOMES:
             self.submissions.labels(outcome)
-        self.registry.register(QueueCollector(queue))
+        self.registry.register(QueueCollector(queue, abandoned_grace_s))
 
 
 class QueueCollector(Collector):
     """Queue depth by state and workers by state, read from Redis at each scrape."""
 
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, abandoned_grace_s: float) -> None:
         self.queue = queue
+        self.abandoned_grace_s = abandoned_grace_s
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("swintormer_redis_up", "1 if Redis answered this scrape, else 0")
@@ -94,7 +95,7 @@ class QueueCollector(Collector):
         try:
             is_writable = redis_writable(self.queue.connection)
             if is_writable:
-                reap_abandoned(self.queue)
+                reap_abandoned(self.queue, self.abandoned_grace_s)
             jobs = self._jobs_by_state()
             workers = self._workers_by_state()
         except redis.RedisError as error:

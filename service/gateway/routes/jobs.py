@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from rq import Queue
 
 from service.config import Settings
 from service.defocus_map import PX_PER_LEVEL, SCALE_HEADER
@@ -37,9 +38,15 @@ def _view_or_404(queue: QueueDep, storage: Storage, job_id: str, tenant: str) ->
     view = job_view(queue, storage, job_id) if is_theirs else None
     if view is None:
         raise ApiError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id}")
+    return view
+
+
+def _status(queue: Queue, storage: Storage, job_id: str, tenant: str, grace_s: float) -> JobView:
+    """A status read: the job's view, and a registry cleanup while it is running (a worker
+    killed mid-job leaves it 'started'; reaping here lets it be retried)."""
+    view = _view_or_404(queue, storage, job_id, tenant)
     if view.status is JobStatus.RUNNING:
-        # a worker killed mid-job leaves it 'started'; reaping here lets it be retried
-        reap_abandoned(queue)
+        reap_abandoned(queue, grace_s)
     return view
 
 
@@ -73,14 +80,18 @@ async def get_job(
 ) -> JobView:
     """The job's state. With `wait`, answers as soon as its status or progress changes."""
     wait = min(wait, settings.max_wait_s)
-    view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
+    view = await run_in_threadpool(
+        _status, queue, storage, job_id, tenant, settings.abandoned_grace_s
+    )
     deadline = time.monotonic() + wait
     first = (view.status, view.progress)
     interval = POLL_FIRST_S
     while view.status not in TERMINAL and time.monotonic() < deadline:
         await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0)))
         interval = min(interval * POLL_GROWTH, POLL_MAX_S)
-        view = await run_in_threadpool(_view_or_404, queue, storage, job_id, tenant)
+        view = await run_in_threadpool(
+            _status, queue, storage, job_id, tenant, settings.abandoned_grace_s
+        )
         if (view.status, view.progress) != first:
             break
     return view

@@ -1,0 +1,169 @@
+"""`service.jobs.reap_abandoned`: a job is requeued when its worker is dead, not when Redis was
+away, on a real Redis server with RQ's own worker bookkeeping.
+
+"Looks" are the reaper's earlier calls: the watch key holds the time of the last one, and tests
+set it to stand for a look made some seconds ago.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from service.config import Settings
+from service.jobs import (
+    REAP_LOCK_KEY,
+    REAP_WATCH_KEY,
+    REQUEUED_WITHIN_GRACES,
+    clean_registries,
+    enqueue,
+    input_ttl_s,
+    make_queue,
+    reap_abandoned,
+)
+from service.schemas import DeblurOptions, JobPayload
+from service.storage import Storage
+
+GRACE_S = 30.0
+
+
+SETTINGS = Settings(abandoned_grace_s=int(GRACE_S))
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis) -> Queue:
+    return make_queue(redis_client, SETTINGS)
+
+
+def submitted(queue: Queue) -> Job:
+    """A job as the gateway enqueues it (retries at the front)."""
+    payload = JobPayload(
+        options=DeblurOptions(), filename="in.png", width=64, height=64, mode="RGB"
+    )
+    storage = Storage(queue.connection)
+    return enqueue(queue, storage, SETTINGS, uuid.uuid4().hex, payload, b"png")
+
+
+def running(queue: Queue) -> tuple[Job, Execution, Job]:
+    """A job a worker has taken (started, with its registry entry) and one queued behind it."""
+    job = submitted(queue)
+    behind = submitted(queue)
+    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+    taken = worker.dequeue_job_and_maintain_ttl(timeout=1)
+    assert taken is not None
+    assert taken[0].id == job.id
+    execution = worker.prepare_execution(job)
+    worker.prepare_job_execution(job, remove_from_intermediate_queue=True)
+    return job, execution, behind
+
+
+def heartbeat_expires(queue: Queue, execution: Execution, at: float) -> None:
+    """Set when the execution's registry entry expires (RQ stores whole seconds)."""
+    registry = StartedJobRegistry(queue=queue)
+    queue.connection.zadd(registry.key, {execution.composite_key: int(at)})
+
+
+def looked(queue: Queue, at: float) -> None:
+    """Stand for a reaper's look at time `at`, and let the next call take the lock."""
+    queue.connection.set(f"{REAP_WATCH_KEY}:{queue.name}", repr(at).encode())
+    queue.connection.delete(REAP_LOCK_KEY)
+
+
+def status(job: Job) -> JobStatus | None:
+    return job.get_status(refresh=True)
+
+
+def test_a_job_seen_expired_and_silent_for_a_grace_is_requeued_at_the_front(
+    queue: Queue,
+) -> None:
+    job, execution, behind = running(queue)
+    now = time.time()
+    heartbeat_expires(queue, execution, now - 2 * GRACE_S)
+    looked(queue, now - GRACE_S - 1)  # the entry had expired by then, and nothing since
+    reap_abandoned(queue, GRACE_S)
+    assert status(job) == JobStatus.QUEUED
+    assert queue.get_job_ids() == [job.id, behind.id]
+    assert job.id not in StartedJobRegistry(queue=queue)
+
+
+def test_the_first_look_only_starts_watching(queue: Queue) -> None:
+    job, execution, _ = running(queue)
+    heartbeat_expires(queue, execution, time.time() - 10 * GRACE_S)
+    reap_abandoned(queue, GRACE_S)  # no look before this one: Redis may just be back
+    assert status(job) == JobStatus.STARTED
+    watched = queue.connection.get(f"{REAP_WATCH_KEY}:{queue.name}")
+    assert watched is not None
+    assert float(watched) == pytest.approx(time.time(), abs=5)
+
+
+def test_looks_less_than_a_grace_apart_change_nothing(queue: Queue) -> None:
+    job, execution, _ = running(queue)
+    now = time.time()
+    heartbeat_expires(queue, execution, now - 10 * GRACE_S)
+    looked(queue, now - GRACE_S / 2)
+    reap_abandoned(queue, GRACE_S)
+    assert status(job) == JobStatus.STARTED
+    watched = queue.connection.get(f"{REAP_WATCH_KEY}:{queue.name}")
+    assert watched == repr(now - GRACE_S / 2).encode()  # the earlier look still counts
+
+
+def test_an_entry_that_expired_during_an_outage_is_left_to_its_live_worker(
+    queue: Queue,
+) -> None:
+    """Redis was away for two graces: the running job's heartbeats failed meanwhile. The last
+    look came before the outage, so its entry had not expired then; the worker heartbeats
+    within the grace that follows, and the job stays its own."""
+    job, execution, _ = running(queue)
+    now = time.time()
+    looked(queue, now - 3 * GRACE_S)  # before the outage
+    heartbeat_expires(queue, execution, now - 2 * GRACE_S)  # during it
+    reap_abandoned(queue, GRACE_S)  # the first look after it
+    assert status(job) == JobStatus.STARTED
+    with queue.connection.pipeline() as pipeline:  # the worker's heartbeat, Redis back
+        execution.heartbeat(StartedJobRegistry(queue=queue), int(GRACE_S), pipeline)
+        pipeline.execute()
+    looked(queue, time.time() - GRACE_S - 1)  # a grace of watching later
+    reap_abandoned(queue, GRACE_S)
+    assert status(job) == JobStatus.STARTED
+    assert job.id not in queue.get_job_ids()
+
+
+def test_a_dead_workers_job_is_requeued_after_the_grace_that_follows_its_first_sighting(
+    queue: Queue,
+) -> None:
+    """The same outage, but the worker died in it: no heartbeat comes, the second look takes it."""
+    job, execution, _ = running(queue)
+    now = time.time()
+    looked(queue, now - 3 * GRACE_S)
+    heartbeat_expires(queue, execution, now - 2 * GRACE_S)
+    reap_abandoned(queue, GRACE_S)
+    assert status(job) == JobStatus.STARTED
+    looked(queue, time.time() - GRACE_S - 1)  # a grace of watching later, no heartbeat
+    reap_abandoned(queue, GRACE_S)
+    assert status(job) == JobStatus.QUEUED
+
+
+def test_workers_maintenance_reaps_by_the_same_rule(queue: Queue) -> None:
+    job, execution, _ = running(queue)
+    now = time.time()
+    heartbeat_expires(queue, execution, now - 10 * GRACE_S)
+    clean_registries(queue, GRACE_S)  # RQ's own cleanup would requeue it here
+    assert status(job) == JobStatus.STARTED
+    looked(queue, time.time() - GRACE_S - 1)
+    clean_registries(queue, GRACE_S)
+    assert status(job) == JobStatus.QUEUED
+
+
+def test_an_input_outlives_every_attempt_with_its_detection_time() -> None:
+    settings = Settings(abandoned_grace_s=30, job_retries=2, queued_ttl_s=600)
+    timeout_s = 100
+    attempt_s = timeout_s + REQUEUED_WITHIN_GRACES * 30
+    assert input_ttl_s(settings, timeout_s) == 600 + 3 * attempt_s
