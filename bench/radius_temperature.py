@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from bench.estimator_bias import kinds
+from bench.pair_tables import gain_cells, mean_of_kinds
 from model.data.pairs import DefocusPatches
 from model.evaluation.metrics import psnr
 from model.restorer import Restorer, load_restorer
@@ -83,18 +84,12 @@ def main() -> None:
             temperatures,
         )
         means.append(table.mean(axis=0))
-        gains = table - table[:, :1]
-        cells = [
-            f"{m:.2f}" if column == 0 else f"{m:.2f} ({g:+.2f}, {share:.0%} gained)"
-            for column, (m, g, share) in enumerate(
-                zip(table.mean(axis=0), gains.mean(axis=0), (gains > 0).mean(axis=0), strict=True)
-            )
-        ]
+        cells = gain_cells(table)
         print(f"| {name} | {' | '.join(cells)} |", flush=True)
-    overall = np.mean(means, axis=0)
-    print(f"| mean of the kinds | {' | '.join(f'{m:.2f}' for m in overall)} |")
+    row, best = mean_of_kinds(means)
+    print(row)
     print()
-    print(f"best: T = {temperatures[int(np.argmax(overall))]:g}")
+    print(f"best: T = {temperatures[best]:g}")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,20 @@ def symmetric_pad(image: Tensor, top: int, bottom: int, left: int, right: int) -
     return image.index_select(-2, rows).index_select(-1, cols)
 
 
-def _centred_spectrum(kernel: Tensor, shape: tuple[int, int]) -> Tensor:
+def disk_stack(radii_px: Sequence[float]) -> Tensor:
+    """The disks of `radii_px` (`model.psf.disk_psf`), centred in one (R, k, k) float32 stack."""
+    psfs = [disk_psf(r) for r in radii_px]
+    size = max(p.shape[0] for p in psfs)
+    kernels = torch.zeros(len(psfs), size, size)
+    for i, psf in enumerate(psfs):
+        offset = (size - psf.shape[0]) // 2
+        kernels[i, offset : offset + psf.shape[0], offset : offset + psf.shape[1]] = (
+            torch.from_numpy(psf)
+        )
+    return kernels
+
+
+def centred_spectrum(kernel: Tensor, shape: tuple[int, int]) -> Tensor:
     """rfft2 of odd (..., k, k) kernels centred on the origin of a `shape` grid."""
     k = kernel.shape[-1]
     grid = kernel.new_zeros((*kernel.shape[:-2], *shape))
@@ -95,16 +108,8 @@ class WienerBank(nn.Module):
         self.radii_px = tuple(float(r) for r in radii_px)
         self.balances = tuple(float(b) for b in balances)
         self.margin_px = margin_px
-        psfs = [disk_psf(r) for r in self.radii_px]
-        size = max(p.shape[0] for p in psfs)
-        kernels = torch.zeros(len(psfs), size, size)
-        for i, psf in enumerate(psfs):
-            offset = (size - psf.shape[0]) // 2
-            kernels[i, offset : offset + psf.shape[0], offset : offset + psf.shape[1]] = (
-                torch.from_numpy(psf)
-            )
         # derived tables: rebuilt from the config, never stored in checkpoints
-        self.register_buffer("kernels", kernels, persistent=False)  # (R, k, k)
+        self.register_buffer("kernels", disk_stack(self.radii_px), persistent=False)  # (R, k, k)
         self.register_buffer("laplacian", torch.tensor(LAPLACIAN_TAPS), persistent=False)  # (3, 3)
         self.register_buffer(
             "balance", torch.tensor(self.balances).view(1, -1, 1, 1), persistent=False
@@ -124,8 +129,8 @@ class WienerBank(nn.Module):
         key = (*shape, str(self.kernels.device))
         cached = self._filters.get(key)
         if cached is None:
-            otf = _centred_spectrum(self.kernels.float(), shape)  # (R, H', W'')
-            reg = _centred_spectrum(self.laplacian.float(), shape).abs() ** 2  # (H', W'')
+            otf = centred_spectrum(self.kernels.float(), shape)  # (R, H', W'')
+            reg = centred_spectrum(self.laplacian.float(), shape).abs() ** 2  # (H', W'')
             power = (otf.abs() ** 2)[:, None]  # (R, 1, H', W'')
             inverse = otf.conj()[:, None] / (power + self.balance.float() * reg)  # (R, N, ...)
             cached = (otf, inverse)

@@ -278,7 +278,11 @@ class DefocusFrontEnd(nn.Module):
         )  # (1, R, 1, 1)
 
     def forward(
-        self, blurry: Tensor, radius_px: Tensor | None = None, use_map: Tensor | None = None
+        self,
+        blurry: Tensor,
+        radius_px: Tensor | None = None,
+        use_map: Tensor | None = None,
+        radius_evidence: Tensor | None = None,
     ) -> FrontEndOutput:
         """Estimate the blur and blend the bank's candidates by it.
 
@@ -289,13 +293,16 @@ class DefocusFrontEnd(nn.Module):
             use_map: (B,) bool, which images take `radius_px` (None: all of them); the others
                 keep the estimate. Training feeds some images the blend a perfect estimator
                 would give, so the network learns to trust a correct blend.
+            radius_evidence: optional (B, R, H, W) log-likelihood of each bank radius from
+                another source (`model.reblur`), added to the estimator's scores before the
+                softmax: the estimate updated by the evidence, unchanged where it is flat.
         """
         with torch.autocast(blurry.device.type, enabled=False):
             image = blurry.float()
             grey = luma(image)[:, None]  # (B, 1, H, W)
             candidate_luma = self.bank(grey)[:, :, :, 0]  # (B, R, N, H, W)
             radius_logits, balance_logits = self.estimator(image, candidate_luma)
-            radius_weights = self.radius_weights(radius_logits)  # (B, R, H, W)
+            radius_weights = self.radius_weights(radius_logits, radius_evidence)  # (B, R, H, W)
             if radius_px is not None:
                 labels = self.soft_labels(radius_px)
                 if use_map is None:
@@ -314,10 +321,12 @@ class DefocusFrontEnd(nn.Module):
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
 
-    def radius_weights(self, radius_logits: Tensor) -> Tensor:
+    def radius_weights(self, radius_logits: Tensor, evidence: Tensor | None = None) -> Tensor:
         """The blend's weights over the bank radii (B, R, H, W) from the estimator's scores:
-        a softmax at the config's `radius_temperature`."""
-        return (radius_logits / self.config.radius_temperature).softmax(dim=1)
+        a softmax at the config's `radius_temperature`, after adding `evidence` (log-likelihoods
+        of the radii, (B, R, H, W)) where given."""
+        scores = radius_logits / self.config.radius_temperature
+        return (scores if evidence is None else scores + evidence).softmax(dim=1)
 
     def kept(self, weights: Tensor) -> Tensor:
         """(B, R, N) bool: the candidates each image weights at least `skip_weight` somewhere,

@@ -32,6 +32,7 @@ from model.config import ModelConfig
 from model.defocus import DefocusFrontEnd, FrontEndOutput
 from model.diffusion import Generators
 from model.prior import LatentPrior
+from model.reblur import radius_evidence
 from model.swintormer import Swintormer
 
 # The seed of the generators `restore` uses when the caller passes none: a job's result then
@@ -122,6 +123,7 @@ class Restorer(nn.Module):
         generator: torch.Generator | None = None,
         seed: int | None = None,
         front: FrontEndOutput | None = None,
+        refine_blur: bool = False,
     ) -> Restoration:
         """Restore a batch; also return the estimated defocus map.
 
@@ -139,9 +141,16 @@ class Restorer(nn.Module):
                 job's seed belongs here rather than in a generator shared by its tile batches.
             front: the front end's output to use instead of computing it (ablations: a true
                 radius map, uniform weights); ignored without a front end.
+            refine_blur: restore twice (with a front end and no `front` given): the second
+                pass blends the bank by the estimate updated with the evidence of re-blurring
+                the first pass's restoration (`model.reblur`); its radius map is returned.
         """
         if self.defocus is None:
             front = None
+        elif front is None and refine_blur:
+            first = self.run(blurry, steps, generator, seed)
+            evidence = radius_evidence(first.restored, blurry, self.defocus.config.radii_px)
+            front = self.defocus(blurry, radius_evidence=evidence)
         elif front is None:
             front = self.front(blurry)
         image = self.network_input(blurry, front)

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.schemas import known_ensemble_size
+from service.schemas import DeblurOptions, known_ensemble_size
 
 MiB = 1024 * 1024
 
@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     max_self_ensemble: int = Field(
         default=8, ge=1, description="most self-ensemble copies a client may ask for"
     )
+    refine_blur: bool = Field(
+        default=False,
+        description="when a job does not say: restore twice, the second pass with the blur the"
+        " first result explains the input by (model.reblur; about 2x the compute); models"
+        " without a blur estimator always restore once",
+    )
     worker_maintenance_interval_s: int = Field(
         default=15, gt=0, description="how often an idle worker reaps abandoned jobs"
     )
@@ -238,6 +244,16 @@ class Settings(BaseSettings):
     def ensemble_copies(self, requested: int | None) -> int:
         """The self-ensemble copies a job runs: its own `self_ensemble`, else this server's."""
         return requested or self.self_ensemble
+
+    def refines_blur(self, requested: bool | None) -> bool:
+        """Whether a job restores twice (`refine_blur`): its own choice, else this server's."""
+        return self.refine_blur if requested is None else requested
+
+    def model_runs(self, options: DeblurOptions) -> int:
+        """How many times a job runs the whole model over each tile: its self-ensemble copies,
+        twice with blur refinement (the job's time limit grows with it)."""
+        passes = 2 if self.refines_blur(options.refine_blur) else 1
+        return self.ensemble_copies(options.self_ensemble) * passes
 
     @model_validator(mode="after")
     def _heartbeat_within_grace(self) -> Settings:

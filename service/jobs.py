@@ -65,11 +65,12 @@ def make_queue(connection: redis.Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
-def job_timeout_s(settings: Settings, width: int, height: int, copies: int = 1) -> int:
+def job_timeout_s(settings: Settings, width: int, height: int, runs: int = 1) -> int:
     """One attempt's time limit for an image: `job_timeout_s` plus time per megapixel, once per
-    self-ensemble copy (each copy runs the whole model over the image)."""
-    per_copy_s = settings.job_s_per_megapixel * width * height / 1e6
-    return settings.job_timeout_s + math.ceil(per_copy_s * copies)
+    run of the whole model over the image (`Settings.model_runs`: self-ensemble copies, times
+    two with blur refinement)."""
+    per_run_s = settings.job_s_per_megapixel * width * height / 1e6
+    return settings.job_timeout_s + math.ceil(per_run_s * runs)
 
 
 def input_ttl_s(settings: Settings, timeout_s: int) -> int:
@@ -92,8 +93,8 @@ def enqueue(
     `owner` is the id of the API key submitting it (never the key itself); only that key sees
     the job afterwards.
     """
-    copies = settings.ensemble_copies(payload.options.self_ensemble)
-    timeout_s = job_timeout_s(settings, payload.width, payload.height, copies)
+    runs = settings.model_runs(payload.options)
+    timeout_s = job_timeout_s(settings, payload.width, payload.height, runs)
     storage.put_input(job_id, data, input_ttl_s(settings, timeout_s))
     storage.remember_job(job_id, settings.job_record_ttl_s, owner)
     return queue.enqueue_call(

@@ -88,6 +88,12 @@ class DeblurOptions(BaseModel):
         " 4 or 8; slightly sharper at 2-8x the compute; default: the server's setting",
         json_schema_extra={"enum": list(SELF_ENSEMBLE_SIZES)},
     )
+    refine_blur: bool | None = Field(
+        default=None,
+        description="restore twice, the second time with the blur that the first result"
+        " re-blurs into the input best (sharper, about 2x the compute); only for models that"
+        " estimate the blur; default: the server's setting",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +139,10 @@ class ModelLimits(BaseModel):
 
     size_multiple: int = Field(description="tile edges are rounded down to a multiple of this")
     prior_steps: int = Field(description="most prior sampling steps (T); 0: the model has no prior")
+    # False where a worker from before this field published the limits
+    estimates_blur: bool = Field(
+        default=False, description="whether the model estimates the blur (a defocus front end)"
+    )
 
 
 def refuse_impossible_tiling(tile_px: int, overlap_px: int, size_multiple: int = 1) -> None:
@@ -159,6 +169,12 @@ def refuse_impossible_prior_steps(prior_steps: int | None, limits: ModelLimits) 
         raise ValueError("prior_steps: the loaded model has no diffusion prior")
     if not 1 <= prior_steps <= limits.prior_steps:
         raise ValueError(f"prior_steps: the loaded model runs 1 to {limits.prior_steps}")
+
+
+def refuse_impossible_refine_blur(refine_blur: bool | None, limits: ModelLimits) -> None:
+    """Raise ValueError when a job asks for blur refinement from a model without an estimate."""
+    if refine_blur and not limits.estimates_blur:
+        raise ValueError("refine_blur: the loaded model does not estimate the blur")
 
 
 class ErrorDetail(BaseModel):
@@ -249,6 +265,14 @@ class ClientSettings(BaseModel):
     max_wait_s: int = Field(description="longest long-poll `GET /jobs/{id}?wait=`")
     result_ttl_s: int = Field(description="how long a result (and defocus map) is kept")
     self_ensemble: int = Field(description="copies per tile averaged when a job does not say")
+    refine_blur: bool = Field(
+        description="whether a job that does not say restores twice (`refine_blur`), where the"
+        " model estimates the blur"
+    )
+    refine_blur_available: bool = Field(
+        description="whether the workers' model estimates the blur, so that a job may choose"
+        " `refine_blur` (false until a worker has started, or while Redis does not answer)"
+    )
     self_ensemble_sizes: list[int] = Field(
         description="`self_ensemble` values a job may ask for on this server (1 = off)"
     )

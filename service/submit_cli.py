@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--self-ensemble", type=int, default=None,
         help="flipped/turned copies of each tile averaged: 1, 2, 4 or 8 (that many times slower)",
     )  # fmt: skip
+    parser.add_argument(
+        "--refine-blur", action=argparse.BooleanOptionalAction, default=None,
+        help="restore twice, the second time with the blur the first result explains (about 2x"
+        " slower; default: the server's setting)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many s")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -105,6 +110,8 @@ def submit(args: argparse.Namespace) -> dict[str, object]:
     for name in ("tile_px", "prior_steps", "seed", "self_ensemble"):
         if getattr(args, name) is not None:
             form[name] = str(getattr(args, name))
+    if args.refine_blur is not None:
+        form["refine_blur"] = "true" if args.refine_blur else "false"
     deadline = time.monotonic() + args.timeout
     with httpx.Client(base_url=args.url, headers=headers, timeout=POLL_WAIT_S + 30) as client:
         upload = {"file": (args.input.name, args.input.read_bytes())}

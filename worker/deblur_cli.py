@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="average 2, 4 or 8 flipped/turned copies of each tile (that many times the"
         " compute; default: SWINTORMER_SELF_ENSEMBLE, 1 = off)",
     )
+    parser.add_argument(
+        "--refine-blur",
+        action=argparse.BooleanOptionalAction,
+        help="restore twice, the second time with the blur the first result explains (about"
+        " 2x the compute; models with a defocus front end; default: SWINTORMER_REFINE_BLUR)",
+    )
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
     parser.add_argument(
         "--defocus-map",
@@ -107,6 +113,7 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
             prior_steps=args.prior_steps,
             seed=args.seed,
             self_ensemble=args.self_ensemble,
+            refine_blur=args.refine_blur,
         )
         decoded = read_file(args.image)
         views = [decoded.rgb]
@@ -124,6 +131,7 @@ def deblur(args: argparse.Namespace) -> tuple[int, int]:
         runtime.setup()
         request = runtime.request_for(options, decoded.is_high_depth)
         request = replace(request, tiles=replace(request.tiles, blend=Blend(args.blend)))
+        runtime.refuse_impossible(request)
     except (CheckpointError, CheckpointMissingError, ValueError) as error:
         raise DeblurError(str(error)) from error
     assert runtime.restorer is not None

@@ -44,6 +44,7 @@ from service.schemas import (
     DeblurOptions,
     ModelLimits,
     refuse_impossible_prior_steps,
+    refuse_impossible_refine_blur,
     refuse_impossible_tiling,
 )
 from worker.checkpoints import resolve_checkpoint
@@ -78,6 +79,8 @@ class RestoreRequest:
     high_depth: bool = False
     # flipped/turned copies of each tile restored and averaged (`model.self_ensemble`)
     self_ensemble: int = 1
+    # restore each tile twice, the second time with the re-blur-refined radius (`model.reblur`)
+    refine_blur: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,9 @@ class Runtime:
         assert self.restorer is not None, "setup() first"
         prior = self.restorer.prior
         return ModelLimits(
-            size_multiple=self.size_multiple, prior_steps=prior.config.steps if prior else 0
+            size_multiple=self.size_multiple,
+            prior_steps=prior.config.steps if prior else 0,
+            estimates_blur=self.estimates_blur,
         )
 
     def refuse_impossible(self, request: RestoreRequest) -> None:
@@ -216,6 +221,7 @@ class Runtime:
         tiles = request.tiles
         refuse_impossible_tiling(tiles.tile_px, tiles.overlap_px, self.size_multiple)
         refuse_impossible_prior_steps(request.prior_steps, self.limits())
+        refuse_impossible_refine_blur(request.refine_blur, self.limits())
 
     def request_for(self, options: DeblurOptions, high_depth: bool = False) -> RestoreRequest:
         """A job's restore request: its options over the worker's settings; `high_depth` for a
@@ -239,6 +245,10 @@ class Runtime:
             seed=options.seed,
             high_depth=high_depth,
             self_ensemble=settings.ensemble_copies(options.self_ensemble),
+            # the server's default applies where the model estimates the blur; a job's own
+            # request is checked by refuse_impossible
+            refine_blur=settings.refines_blur(options.refine_blur)
+            and (options.refine_blur is not None or self.estimates_blur),
         )
 
     def _size_tile_batches(self) -> None:
@@ -291,7 +301,14 @@ class Runtime:
             tiles = torch.zeros(
                 batch, self.restorer.image_channels, edge, edge, device=self.device
             )  # (N, C, t, t)
-            self.restore_batch(tiles, RestoreRequest(tiles=TileSettings(edge, 0, batch), seed=0))
+            # refined, where the model can be: the second pass's tensors come on top of the
+            # first pass's result and the re-blur residuals
+            request = RestoreRequest(
+                tiles=TileSettings(edge, 0, batch),
+                seed=0,
+                refine_blur=self.estimates_blur,
+            )
+            self.restore_batch(tiles, request)
 
     def restore_batch(self, tiles: Tensor, request: RestoreRequest) -> Tensor:
         """Restore a batch of tiles (N, C, t, t) -> (N, 3, t, t) with the prior.
@@ -304,7 +321,12 @@ class Runtime:
         """
         assert self.restorer is not None, "setup() first"
         with self._precision(request):
-            restoration = self.restorer.run(tiles, steps=request.prior_steps, seed=request.seed)
+            restoration = self.restorer.run(
+                tiles,
+                steps=request.prior_steps,
+                seed=request.seed,
+                refine_blur=request.refine_blur,
+            )
         return restoration.stacked()
 
     def _precision(self, request: RestoreRequest) -> contextlib.AbstractContextManager[object]:

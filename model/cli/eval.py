@@ -6,7 +6,9 @@
     swintormer eval --set dpdd /data/dpdd --checkpoint weights/x.safetensors
 
 With a checkpoint that has the defocus front end, a table of the blur estimator's error (mean
-absolute radius error in px per cell, on the deployed tiles) follows the scores;
+absolute radius error in px per cell, on the deployed tiles) follows the scores (with
+`--refine-blur`, the deployed path refines the blur as `refine_blur` jobs do, `model.reblur`,
+and the refined map's error table follows);
 `--estimator-only` prints that table alone, to follow an estimator while it trains (no
 restoration runs: about 2 minutes a set on one loaded core).
 
@@ -54,6 +56,7 @@ from model.evaluation.evaluate import (
     report_markdown,
 )
 from model.evaluation.model_rows import model_rows, restorer_fn
+from model.reblur import REFINE_BY_DEFAULT
 from model.restorer import Restorer, load_restorer
 from model.self_ensemble import ENSEMBLE_SIZES
 from model.tiling import TileSettings
@@ -105,6 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also score the deployed path averaged over N flipped/turned copies per tile"
         " (2, 4, 8; several sizes give one row each)",
     )
+    model.add_argument(
+        "--refine-blur",
+        action=argparse.BooleanOptionalAction,
+        default=REFINE_BY_DEFAULT,
+        help="whether the deployed path refines the blur by re-blurring a first restoration"
+        " (model.reblur: two passes; the service's default: off); --ablations adds the other",
+    )
 
 
 def _validate(args: argparse.Namespace) -> str | None:
@@ -129,7 +139,8 @@ def _model_methods(args: argparse.Namespace, restorer: Restorer | None) -> list[
     name = args.name or args.checkpoint.stem
     use_dual_pixel = restorer.image_channels == 6
     methods: list[tuple[str, CaseFn]] = []
-    for row in model_rows(restorer, name, tiles, args.ablations, args.self_ensemble):
+    rows = model_rows(restorer, name, tiles, args.ablations, args.self_ensemble, args.refine_blur)
+    for row in rows:
         fn = restorer_fn(restorer, row, args.device)
 
         def method(case: EvalCase, fn: Any = fn) -> Any:
@@ -181,6 +192,9 @@ def _synthetic(
         tiles = TileSettings(args.tile_px, args.overlap_px, args.batch)
         errors = radius_errors(restorer, cases, tiles, args.device)
         metadata["radius_error_px"] = errors
+        if args.refine_blur:
+            refined = radius_errors(restorer, cases, tiles, args.device, refine_blur=True)
+            metadata["refined_radius_error_px"] = refined
     return results, metadata
 
 
@@ -220,6 +234,9 @@ def run(args: argparse.Namespace) -> int:
     markdown = report_markdown(results, f"{metadata['set']} evaluation") if results else ""
     if "radius_error_px" in metadata:
         markdown += ("\n" if markdown else "") + radius_error_markdown(metadata["radius_error_px"])
+    if "refined_radius_error_px" in metadata:
+        refined = metadata["refined_radius_error_px"]
+        markdown += "\n" + radius_error_markdown(refined, "Refined blur (model.reblur)")
     print(markdown)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -273,8 +273,10 @@ def radius_errors(
     cases: Sequence[EvalCase],
     tiles: TileSettings,
     device: torch.device | str = "cpu",
+    refine_blur: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """The blur estimator against the true radius maps, per group (border excluded).
+    """The blur estimator (with `refine_blur`: the refined map) against the true radius maps,
+    per group (border excluded).
 
     Returns:
         group -> {"mae_px": mean absolute radius error, "mean_estimate_px", "mean_true_px"}.
@@ -284,7 +286,7 @@ def radius_errors(
     for case in cases:
         if case.radius_map is None:
             continue
-        estimate = estimate_radius(restorer, case.blurry, tiles, device)[inner]
+        estimate = estimate_radius(restorer, case.blurry, tiles, device, refine_blur)[inner]
         truth = case.radius_map[inner]
         errors.setdefault(case.group, []).append(
             (float(np.abs(estimate - truth).mean()), float(estimate.mean()), float(truth.mean()))
@@ -299,11 +301,11 @@ def radius_errors(
     }
 
 
-def radius_error_markdown(errors: dict[str, dict[str, float]]) -> str:
-    """The estimator's error table: one column per group."""
+def radius_error_markdown(errors: dict[str, dict[str, float]], what: str = "Blur estimator") -> str:
+    """The estimator's (or the refined map's) error table: one column per group."""
     groups = list(errors)
     lines = [
-        "Blur estimator against the true radius map (px, deployed tiles, border excluded):",
+        f"{what} against the true radius map (px, deployed tiles, border excluded):",
         "",
         "| | " + " | ".join(groups) + " |",
         "|---|" + "---:|" * len(groups),

@@ -12,7 +12,8 @@ callable for the harness. Ablation rows change one thing each:
   perfect estimator would add), uniform weights over the bank instead of the estimator (how much
   the estimator carries), and the blend alone without the network (how much the refinement adds);
 * tiles: the released uniform-mean tiling (256 px, stride 220) and the whole image at once,
-  beside the default feathered tiles.
+  beside the default feathered tiles;
+* blur refinement (`model.reblur`, two passes): the deployed choice's opposite.
 
 A self-ensemble row (`model.self_ensemble`: every tile restored as 2, 4 or 8 flipped and turned
 copies, averaged) follows the deployed row when asked for, so its gain and the deployed score
@@ -63,6 +64,8 @@ class ModelRow:
     steps: prior sampling steps (None = the trained T). tiles: tiling, or None = whole image.
     front: the blend weights (with a front end). blend_only: return the blend, no network.
     ensemble: copies per tile averaged by `model.self_ensemble` (1 = the tile alone).
+    refine_blur: restore twice, the second pass with the re-blur-refined radius map
+        (`model.reblur`); only with the estimated blur and the network.
     """
 
     label: str
@@ -72,6 +75,7 @@ class ModelRow:
     front: FrontMode = FrontMode.ESTIMATED
     blend_only: bool = False
     ensemble: int = 1
+    refine_blur: bool = False
 
 
 def model_rows(
@@ -80,27 +84,41 @@ def model_rows(
     tiles: TileSettings,
     ablations: bool,
     ensembles: Sequence[int] = (),
+    refine_blur: bool = False,
 ) -> list[ModelRow]:
     """The deployed row; for each of `ensembles` above 1 the same averaged over that many
-    copies per tile; then (with `ablations`) one row per ablation the checkpoint supports."""
+    copies per tile; then (with `ablations`) one row per ablation the checkpoint supports.
+
+    `refine_blur` is the deployed path's blur refinement (with a front end only): the rows that
+    run the estimated blur through the network do it too, and an ablation row shows the other
+    choice.
+    """
     has_prior = restorer.prior is not None
     trained_steps = restorer.prior.config.steps if restorer.prior is not None else None
+    refine = refine_blur and restorer.defocus is not None
     prior_note = f"prior T={trained_steps}" if has_prior else "no prior"
-    rows = [ModelRow(f"{name} ({prior_note}, feathered tiles)", True, None, tiles)]
+    passes = ", blur refined" if refine else ""
+    rows = [
+        ModelRow(
+            f"{name} ({prior_note}{passes}, feathered tiles)", True, None, tiles, refine_blur=refine
+        )
+    ]
     for ensemble in ensembles:
         if ensemble > 1:
-            label = f"{name}: self-ensemble x{ensemble} ({prior_note}, feathered tiles)"
-            rows.append(ModelRow(label, True, None, tiles, ensemble=ensemble))
+            label = f"{name}: self-ensemble x{ensemble} ({prior_note}{passes}, feathered tiles)"
+            rows.append(ModelRow(label, True, None, tiles, ensemble=ensemble, refine_blur=refine))
     if not ablations:
         return rows
     if has_prior and trained_steps is not None:
-        rows.append(ModelRow(f"{name}: prior off", False, None, tiles))
+        rows.append(ModelRow(f"{name}: prior off", False, None, tiles, refine_blur=refine))
         rows += [
-            ModelRow(f"{name}: prior T={steps}", True, steps, tiles)
+            ModelRow(f"{name}: prior T={steps}", True, steps, tiles, refine_blur=refine)
             for steps in ABLATION_STEPS
             if steps <= trained_steps and steps != trained_steps
         ]
     if restorer.defocus is not None:
+        other = "one pass (blur not refined)" if refine else "blur refined (two passes)"
+        rows.append(ModelRow(f"{name}: {other}", True, None, tiles, refine_blur=not refine))
         rows += [
             ModelRow(f"{name}: true radius map fed in", True, None, tiles, FrontMode.TRUE_MAP),
             ModelRow(
@@ -119,8 +137,10 @@ def model_rows(
     released = TileSettings(
         RELEASED_TILING.tile_px, RELEASED_TILING.overlap_px, tiles.batch, RELEASED_TILING.blend
     )
-    rows.append(ModelRow(f"{name}: released uniform tiles", True, None, released))
-    rows.append(ModelRow(f"{name}: whole image", True, None, None))
+    rows.append(
+        ModelRow(f"{name}: released uniform tiles", True, None, released, refine_blur=refine)
+    )
+    rows.append(ModelRow(f"{name}: whole image", True, None, None, refine_blur=refine))
     return rows
 
 
@@ -170,6 +190,8 @@ def restorer_fn(restorer: Restorer, row: ModelRow, device: torch.device | str = 
 
     def run_tiles(stacked: Tensor) -> Tensor:
         image = stacked[:, :channels]
+        if row.refine_blur:
+            return model.run(image, row.steps, refine_blur=True).restored
         radius = stacked[:, channels:] if stacked.shape[1] > channels else None
         front = _front(model, row.front, image, radius)
         if row.blend_only:
@@ -191,14 +213,24 @@ def restorer_fn(restorer: Restorer, row: ModelRow, device: torch.device | str = 
 
 
 def estimate_radius(
-    restorer: Restorer, image: np.ndarray, tiles: TileSettings, device: torch.device | str = "cpu"
+    restorer: Restorer,
+    image: np.ndarray,
+    tiles: TileSettings,
+    device: torch.device | str = "cpu",
+    refine_blur: bool = False,
 ) -> np.ndarray:
-    """The front end's radius map (H, W) in px for a blurry (H, W, 3) image, tiled as deployed."""
+    """The front end's radius map (H, W) in px for a blurry (H, W, 3) image, tiled as deployed;
+    with `refine_blur` the map a first restoration refines it to (`model.reblur`: the whole
+    model runs)."""
     if restorer.defocus is None:
         raise ValueError("this checkpoint has no defocus front end")
     defocus = restorer.defocus
 
     def run_tiles(tile: Tensor) -> Tensor:
+        if refine_blur:
+            refined = restorer.run(tile, refine_blur=True).radius_px
+            assert refined is not None  # a front end estimates one
+            return refined
         return defocus(tile).radius_px
 
     with torch.inference_mode():

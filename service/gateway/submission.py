@@ -38,6 +38,7 @@ from service.schemas import (
     JobStatus,
     ModelLimits,
     refuse_impossible_prior_steps,
+    refuse_impossible_refine_blur,
     refuse_impossible_tiling,
 )
 from service.storage import PREFIX, IdempotencyRecord, Storage
@@ -211,6 +212,7 @@ def _check_against_model(
         refuse_impossible_tiling(tile_px, overlap_px, limits.size_multiple if limits else 1)
         if limits is not None:
             refuse_impossible_prior_steps(options.prior_steps, limits)
+            refuse_impossible_refine_blur(options.refine_blur, limits)
     except ValueError as error:
         raise ApiError(ErrorCode.INVALID_OPTIONS, str(error)) from error
 

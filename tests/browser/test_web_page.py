@@ -29,6 +29,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from service.schemas import ModelLimits
+from service.storage import Storage, limits_key
 from tests.browser.chromium import API_KEY, Screenshot, Served
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(300)]
@@ -271,6 +273,37 @@ def test_passes_per_tile_are_offered_and_sent(
     finally:
         by_id(browser, "cancel").click()
         wait_for_state(browser, "canceled", timeout_s=20)
+
+
+def test_blur_refinement_is_offered_where_the_model_estimates_the_blur_and_sent(
+    browser: webdriver.Chrome, idle_gateway: Served, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    open_page(browser, idle_gateway)
+    assert not by_id(browser, "refine-blur").is_displayed()  # no worker has said so yet
+    connection = redis.Redis.from_url(service_env["SWINTORMER_REDIS_URL"])
+    storage = Storage(connection)
+    limits = ModelLimits(size_multiple=8, prior_steps=4, estimates_blur=True)
+    storage.put_model_limits("browser-test-idle", limits)
+    try:
+        open_page(browser, idle_gateway)
+        box = by_id(browser, "refine-blur")
+        WebDriverWait(browser, 10).until(lambda _: box.is_displayed())
+        assert not box.is_selected()  # the server's default
+        choose(browser, blurred_photo(tmp_path / "refine.png"))
+        wait_for_state(browser, "chosen")
+        box.click()
+        by_id(browser, "start").click()
+        wait_for_state(browser, "queued")
+        job_id = browser.execute_script("return document.body.dataset.jobId")
+        data = connection.hget(f"rq:job:{job_id}", "data")
+        assert isinstance(data, bytes)
+        call = JSONSerializer.loads(zlib.decompress(data))
+        assert call[3]["payload"]["options"]["refine_blur"] is True
+        by_id(browser, "cancel").click()
+        wait_for_state(browser, "canceled", timeout_s=20)
+    finally:
+        connection.delete(limits_key("browser-test-idle"))
+        connection.close()
 
 
 def test_a_full_queue_is_told_with_its_retry_after(

@@ -159,6 +159,11 @@ def test_a_self_ensemble_job_gets_time_for_every_copy(
             {"tile_px": 40, "tile_overlap_px": 32},
             "rounded down to a multiple of 16",
         ),
+        (
+            ModelLimits(size_multiple=16, prior_steps=4),
+            {"refine_blur": "true"},
+            "does not estimate the blur",
+        ),
     ],
 )
 def test_options_the_workers_model_cannot_run_are_422(
@@ -173,6 +178,36 @@ def test_options_the_workers_model_cannot_run_are_422(
     assert response.status_code == 422, response.text
     assert message in response.json()["error"]["message"]
     assert post(client, sample_images.png_rgb()).status_code == 202  # the defaults run
+
+
+def test_blur_refinement_is_a_choice_where_the_model_estimates_the_blur(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    limits = ModelLimits(size_multiple=16, prior_steps=4, estimates_blur=True)
+    Storage(redis_client).put_model_limits("deblur", limits)
+    for choice in ("true", "false"):
+        assert post(client, sample_images.png_rgb(), refine_blur=choice).status_code == 202
+    Storage(redis_client).put_model_limits(
+        "deblur", limits.model_copy(update={"estimates_blur": False})
+    )
+    assert post(client, sample_images.png_rgb(), refine_blur="false").status_code == 202
+
+
+def test_a_refined_job_gets_time_for_both_passes(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    data = sample_images.png_rgb(1000, 500)  # 0.5 MP: a whole number of seconds per pass
+    once = post(client, data, refine_blur="false").json()["id"]
+    twice = post(client, data, refine_blur="true").json()["id"]
+    default = post(client, data).json()["id"]
+    timeouts = [
+        int(redis_client.hget(f"rq:job:{job}", "timeout") or 0) for job in (once, twice, default)
+    ]
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    per_pass = timeouts[0] - settings.job_timeout_s
+    assert per_pass > 0
+    assert timeouts[1] == settings.job_timeout_s + 2 * per_pass
+    assert timeouts[2] == timeouts[0]  # the server does not refine by default
 
 
 def test_missing_file_is_422(client: TestClient) -> None:

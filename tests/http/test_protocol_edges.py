@@ -96,7 +96,7 @@ def test_the_openapi_request_body_of_deblur_can_be_satisfied(client: TestClient)
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
         "file", "output_format", "quality", "tile_px", "tile_overlap_px", "prior_steps", "seed",
-        "self_ensemble",
+        "self_ensemble", "refine_blur",
     }  # fmt: skip
     for name, field in schema["properties"].items():
         assert "anyOf" not in field, name

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import redis
 from starlette.testclient import TestClient
 
 from service.gateway.routes.web_page import ASSETS, WEB_DIR
+from service.schemas import ModelLimits
+from service.storage import Storage
 from tests.http.clients import MakeClient
 
 MiB = 1024 * 1024
@@ -77,6 +80,8 @@ def test_client_settings(make_client: MakeClient) -> None:
         "result_ttl_s": 3600,
         "self_ensemble": 1,
         "self_ensemble_sizes": [1, 2, 4, 8],
+        "refine_blur": False,
+        "refine_blur_available": False,  # no worker has published its model yet
     }
     limited = make_client(self_ensemble=2, max_self_ensemble=4).get("/client-settings").json()
     assert (limited["self_ensemble"], limited["self_ensemble_sizes"]) == (2, [1, 2, 4])
@@ -85,6 +90,20 @@ def test_client_settings(make_client: MakeClient) -> None:
     assert response.status_code == 200
     assert response.json()["api_key_required"] is True
     assert "secret" not in response.text
+
+
+def test_client_settings_offer_blur_refinement_once_the_model_estimates_the_blur(
+    make_client: MakeClient, redis_client: redis.Redis
+) -> None:
+    client = make_client(refine_blur=True)
+    storage = Storage(redis_client)
+    storage.put_model_limits("deblur", ModelLimits(size_multiple=8, prior_steps=0))
+    body = client.get("/client-settings").json()
+    assert (body["refine_blur"], body["refine_blur_available"]) == (True, False)
+    limits = ModelLimits(size_multiple=8, prior_steps=0, estimates_blur=True)
+    storage.put_model_limits("deblur", limits)
+    body = client.get("/client-settings").json()
+    assert (body["refine_blur"], body["refine_blur_available"]) == (True, True)
 
 
 def test_page_files_are_package_data() -> None:

@@ -94,8 +94,9 @@ def test_serve_submit_metrics_and_clean_stop(worker_env: dict[str, str], tmp_pat
         source = tmp_path / "in.png"
         source.write_bytes(sample_images.png_rgba(70, 50))
         done = swintormer(
-            "submit", str(source), "-o", str(tmp_path / "out.png"), "--url", url, env=env
-        )
+            "submit", str(source), "-o", str(tmp_path / "out.png"), "--url", url,
+            "--no-refine-blur", env=env,
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "tiles" in done.stderr  # the progress bar
         with Image.open(tmp_path / "out.png") as result:
@@ -107,6 +108,12 @@ def test_serve_submit_metrics_and_clean_stop(worker_env: dict[str, str], tmp_pat
         )
         assert refused.returncode == 1
         assert "unsupported_media_type" in refused.stderr
+        # this worker's model estimates no blur, as it published: nothing to refine
+        refused = swintormer(
+            "submit", str(source), "-o", "x.png", "--url", url, "--refine-blur", env=env
+        )
+        assert refused.returncode == 1
+        assert "does not estimate the blur" in refused.stderr
 
         worker_metrics = samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
         assert worker_metrics[("swintormer_worker_jobs_total", (("outcome", "ok"),))] == 1

@@ -6,9 +6,10 @@ API key is needed, never a key.
 
 from __future__ import annotations
 
+import redis
 from fastapi import APIRouter
 
-from service.gateway.deps import SettingsDep
+from service.gateway.deps import SettingsDep, StorageDep
 from service.schemas import MEDIA_TYPES, SELF_ENSEMBLE_SIZES, ClientSettings
 from service.uploads import ALLOWED_FORMATS
 
@@ -29,7 +30,11 @@ _MEDIA_TYPES_OF_FORMAT = {
     response_model=ClientSettings,
     summary="Upload limits and options, for clients that check before uploading",
 )
-def client_settings(settings: SettingsDep) -> ClientSettings:
+def client_settings(settings: SettingsDep, storage: StorageDep) -> ClientSettings:
+    try:
+        limits = storage.get_model_limits(settings.queue_name)
+    except redis.RedisError:  # the page still loads; the option shows once Redis answers
+        limits = None
     return ClientSettings(
         max_upload_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_pixels,
@@ -45,4 +50,6 @@ def client_settings(settings: SettingsDep) -> ClientSettings:
         self_ensemble_sizes=[
             size for size in SELF_ENSEMBLE_SIZES if size <= settings.max_self_ensemble
         ],
+        refine_blur=settings.refine_blur,
+        refine_blur_available=limits is not None and limits.estimates_blur,
     )

@@ -19,6 +19,7 @@ const els = {
   dropZone: $("drop-zone"), fileInput: $("file-input"), fileInfo: $("file-info"),
   limits: $("limits"), optionsForm: $("options-form"), qualityLabel: $("quality-label"),
   quality: $("quality"), selfEnsemble: $("self-ensemble"), start: $("start"),
+  refineBlur: $("refine-blur"), refineBlurLabel: $("refine-blur-label"),
   uploadMessage: $("upload-message"),
   jobPanel: $("job-panel"), jobStatus: $("job-status"), jobProgress: $("job-progress"),
   cancel: $("cancel"), jobMessage: $("job-message"),
@@ -80,6 +81,8 @@ async function loadLimits() {
   els.limits.textContent =
     `Up to ${formatBytes(state.limits.max_upload_bytes)} and ${megapixels} megapixels.`;
   offerPasses(state.limits.self_ensemble_sizes, state.limits.self_ensemble);
+  els.refineBlurLabel.hidden = !state.limits.refine_blur_available;
+  els.refineBlur.checked = state.limits.refine_blur;
   if (state.limits.api_key_required && !apiKey()) {
     askForKey("");
   }
@@ -133,6 +136,9 @@ async function submit(event) {
     form.append("quality", els.quality.value);
   }
   form.append("self_ensemble", els.selfEnsemble.value);
+  if (state.limits.refine_blur_available) {
+    form.append("refine_blur", els.refineBlur.checked ? "true" : "false");
+  }
   els.start.disabled = true;
   showError(els.uploadMessage, null);
   setState("uploading");

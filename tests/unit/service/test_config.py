@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings
+from service.schemas import DeblurOptions
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,3 +54,16 @@ def test_the_default_self_ensemble_must_be_within_the_limit(
         Settings()
     monkeypatch.setenv("SWINTORMER_SELF_ENSEMBLE", "4")
     assert Settings().self_ensemble == 4
+
+
+def test_a_job_runs_the_model_once_per_copy_and_pass() -> None:
+    settings = Settings(self_ensemble=2)
+    assert settings.refines_blur(None) is False
+    assert settings.model_runs(DeblurOptions()) == 2
+    assert settings.model_runs(DeblurOptions(refine_blur=True)) == 4
+    assert settings.model_runs(DeblurOptions(self_ensemble=8, refine_blur=True)) == 16
+    refining = Settings(refine_blur=True)
+    assert refining.refines_blur(None) is True
+    assert refining.refines_blur(False) is False
+    assert refining.model_runs(DeblurOptions()) == 2
+    assert refining.model_runs(DeblurOptions(refine_blur=False)) == 1

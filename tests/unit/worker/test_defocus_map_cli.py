@@ -1,4 +1,5 @@
-"""`swintormer deblur --defocus-map`: the map in the service's format, or a clear refusal."""
+"""`swintormer deblur --defocus-map`: the map in the service's format, or a clear refusal;
+`--refine-blur` / `--no-refine-blur` with a model that estimates the blur, and without one."""
 
 from __future__ import annotations
 
@@ -66,3 +67,31 @@ def test_the_map_must_be_a_png(
     defocus = ["--checkpoint", str(defocus_checkpoint), "--defocus-map", str(tmp_path / "m.jpg")]
     assert main([*arguments, *defocus]) == 1
     assert "the defocus map is a PNG" in capsys.readouterr().out
+
+
+def test_the_blur_is_refined_when_asked(
+    tmp_path: Path, blurry: Path, defocus_checkpoint: Path
+) -> None:
+    arguments = ["deblur", str(blurry), "--checkpoint", str(defocus_checkpoint), *TILING]
+    runs = {}
+    for choice in ("--refine-blur", "--no-refine-blur", None):
+        output, defocus = tmp_path / f"{choice}.png", tmp_path / f"{choice}-map.png"
+        chosen = [choice] if choice else []
+        assert main([*arguments, "-o", str(output), "--defocus-map", str(defocus), *chosen]) == 0
+        runs[choice] = (np.asarray(Image.open(output)), decode_defocus_map(defocus.read_bytes()))
+    refined, single = runs["--refine-blur"], runs["--no-refine-blur"]
+    assert not np.array_equal(refined[0], single[0])
+    assert not np.allclose(refined[1], single[1])
+    np.testing.assert_array_equal(runs[None][0], single[0])  # the setting's default: once
+
+
+def test_refining_is_refused_for_a_model_that_estimates_no_blur(
+    tmp_path: Path, blurry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    output = tmp_path / "sharp.png"
+    arguments = ["deblur", str(blurry), "-o", str(output), "--checkpoint", str(checkpoint)]
+    assert main([*arguments, *TILING, "--refine-blur"]) == 1
+    assert "does not estimate the blur" in capsys.readouterr().out
+    assert not output.exists()
+    assert main([*arguments, *TILING]) == 0  # the default refines only where it can

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from model.reblur import REFINE_BY_DEFAULT
 from model.self_ensemble import ENSEMBLE_SIZES
 from model.swintormer import pad_to_size
 from model.tiling import TileSettings
@@ -104,3 +105,35 @@ def test_a_job_s_self_ensemble_falls_back_to_the_setting(tmp_path: Path) -> None
 
 def test_the_gateway_and_the_model_know_the_same_ensemble_sizes() -> None:
     assert SELF_ENSEMBLE_SIZES == ENSEMBLE_SIZES
+
+
+def test_the_service_and_the_evaluation_refine_the_blur_alike_by_default() -> None:
+    assert Settings().refine_blur is REFINE_BY_DEFAULT
+
+
+def test_blur_refinement_follows_the_job_then_the_setting_where_the_model_estimates_it(
+    defocus_runtime: Runtime, tmp_path: Path
+) -> None:
+    assert defocus_runtime.request_for(DeblurOptions()).refine_blur is Settings().refine_blur
+    assert defocus_runtime.request_for(DeblurOptions(refine_blur=False)).refine_blur is False
+    assert defocus_runtime.request_for(DeblurOptions(refine_blur=True)).refine_blur is True
+    plain = runtime_for(save_tiny_checkpoint(tmp_path / "tiny.safetensors"))
+    assert plain.request_for(DeblurOptions()).refine_blur is False  # nothing to refine
+    asked = plain.request_for(DeblurOptions(refine_blur=True))
+    with pytest.raises(ValueError, match="does not estimate the blur"):
+        plain.refuse_impossible(asked)
+    assert plain.limits().estimates_blur is False
+    assert defocus_runtime.limits().estimates_blur is True
+
+
+def test_a_refined_job_returns_the_second_pass_and_its_map(defocus_runtime: Runtime) -> None:
+    rgb = np.random.default_rng(5).random((70, 90, 3), dtype=np.float32)
+    tiles = TileSettings(tile_px=64, overlap_px=16, batch=2)
+    once = defocus_runtime(rgb, RestoreRequest(tiles=tiles, seed=2))
+    twice = defocus_runtime(rgb, RestoreRequest(tiles=tiles, seed=2, refine_blur=True))
+    assert twice.rgb.shape == once.rgb.shape
+    assert twice.radius_px is not None
+    assert once.radius_px is not None
+    assert twice.radius_px.shape == once.radius_px.shape
+    assert not np.allclose(twice.rgb, once.rgb, atol=1e-4)
+    assert not np.allclose(twice.radius_px, once.radius_px, atol=1e-3)

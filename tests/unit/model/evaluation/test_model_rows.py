@@ -188,6 +188,38 @@ def test_front_end_rows_use_the_map_they_say() -> None:
         restorer_fn(restorer, ModelRow("m", True, None, None, FrontMode.TRUE_MAP))(image, None)
 
 
+def test_blur_refinement_runs_where_the_estimated_blur_meets_the_network() -> None:
+    rows = model_rows(_defocus_restorer(), "d", TILES, ablations=True, refine_blur=True)
+    refined = {r.label: r.refine_blur for r in rows}
+    assert refined["d (prior T=4, blur refined, feathered tiles)"] is True
+    assert refined["d: one pass (blur not refined)"] is False
+    assert refined["d: prior off"] is True
+    assert refined["d: whole image"] is True
+    assert refined["d: true radius map fed in"] is False
+    assert refined["d: blend alone (estimated)"] is False
+    once = model_rows(_defocus_restorer(), "d", TILES, ablations=True, refine_blur=False)
+    labels = [r.label for r in once]
+    assert "d: blur refined (two passes)" in labels
+    assert not any(r.refine_blur for r in once if "two passes" not in r.label)
+    # a model without a front end has nothing to refine: no row says otherwise
+    plain = model_rows(_restorer(True), "m", TILES, ablations=True, refine_blur=True)
+    assert not any(r.refine_blur or "refine" in r.label for r in plain)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_refined_row_is_the_second_pass_of_the_restorer() -> None:
+    restorer = _defocus_restorer()
+    image = np.random.default_rng(3).random((40, 52, 3)).astype(np.float32)
+    out = restorer_fn(restorer, ModelRow("m", True, None, None, refine_blur=True))(image, None)
+    with torch.inference_mode():
+        tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
+        expected = restorer.run(tensor, refine_blur=True).restored
+    np.testing.assert_allclose(out, expected[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    refined_map = estimate_radius(restorer, image, TILES, refine_blur=True)
+    assert refined_map.shape == (40, 52)
+    assert not np.allclose(refined_map, estimate_radius(restorer, image, TILES), atol=1e-3)
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_estimated_radius_is_tiled_like_the_deployed_path() -> None:
     restorer = _defocus_restorer()
@@ -221,13 +253,17 @@ def _defocus_eval_args(tmp_path: Path, *extra: str) -> list[str]:
 def test_eval_cli_layered_set_with_a_front_end_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(_defocus_eval_args(tmp_path, "--set", "layered")) == 0
+    assert main(_defocus_eval_args(tmp_path, "--set", "layered", "--refine-blur")) == 0
     out = capsys.readouterr().out
     assert "layered σ=0" in out
     assert "Wiener, best single radius per image (oracle)" in out
     assert "Blur estimator against the true radius map" in out
+    assert "Refined blur (model.reblur) against the true radius map" in out
     report = json.loads((tmp_path / "eval.json").read_text())
     assert set(report["metadata"]["radius_error_px"]) == {"layered σ=0", "layered σ=0.01"}
+    assert set(report["metadata"]["refined_radius_error_px"]) == {"layered σ=0", "layered σ=0.01"}
+    assert main(_defocus_eval_args(tmp_path, "--set", "layered")) == 0  # one pass by default
+    assert "Refined blur" not in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("one_thread")
