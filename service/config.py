@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         gt=0,
         description="a worker silent this long is dead: /readyz stops counting it, and its"
         " running job is retried at the front of the queue once it stays silent a grace more"
-        " under watch (2-3 graces in all; more than worker_heartbeat_s)",
+        " under watch (two graces in all; more than worker_heartbeat_s)",
     )
     worker_heartbeat_s: float = Field(
         default=10.0, gt=0, description="how often a worker running a job sends a heartbeat"

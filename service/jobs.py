@@ -40,9 +40,10 @@ TASK = "worker.tasks.deblur"
 
 REAP_LOCK_KEY = f"{PREFIX}:reap-lock"
 REAP_LOCK_S = 2
-REAP_WATCH_KEY = f"{PREFIX}:reap-watch"
-# An attempt's registry entry expires one grace after its last heartbeat; it is reaped at a
-# look that comes at least one grace after a look that already saw it expired.
+REAP_LOOKS_KEY = f"{PREFIX}:reap-looks"  # sorted set: when `reap_abandoned` looked, per queue
+# An attempt's registry entry expires one grace after its last heartbeat and is reaped at the
+# first look a grace after a look that saw it expired: two graces, plus the time between looks
+# (at most one more grace where a cleaner runs at least that often: `serve`, the workers).
 REQUEUED_WITHIN_GRACES = 3
 
 _RQ_TO_PUBLIC: dict[RQStatus, JobStatus] = {
@@ -216,24 +217,29 @@ def reap_abandoned(queue: Queue, grace_s: float) -> None:
 
     An expired entry alone does not prove a dead worker: while Redis was down, read-only or
     full, live workers could not heartbeat either, and every entry may have expired by the time
-    it is back. So a job is reaped only if its entry had already expired at an earlier look
-    (a time Redis took this function's write) and has not been refreshed in the `grace_s` since:
-    a live worker heartbeats within that time once Redis is back (`worker_heartbeat_s` is
-    shorter), a dead one does not. The price is detection: a dead worker's job is requeued 2-3
-    graces after its last heartbeat (plus the time between looks) instead of 1
-    (`REQUEUED_WITHIN_GRACES`).
+    it is back. So every call records when it looked (a time Redis took its write), and a job is
+    reaped only if its entry had already expired at an earlier look at least `grace_s` ago and
+    has not been refreshed since: a live worker heartbeats within that time once Redis is back
+    (`worker_heartbeat_s` is shorter), a dead one does not. The price is detection: a dead
+    worker's job is requeued two graces after its last heartbeat, plus the time between looks,
+    instead of one (`REQUEUED_WITHIN_GRACES` allows for the looks).
     """
     connection = queue.connection
     if not connection.set(REAP_LOCK_KEY, b"1", nx=True, ex=REAP_LOCK_S):
         return
-    watch_key = f"{REAP_WATCH_KEY}:{queue.name}"
+    looks_key = f"{REAP_LOOKS_KEY}:{queue.name}"
     now = time.time()
-    looked = connection.get(watch_key)
-    if looked is not None and now - float(looked) < grace_s:
-        return
-    if looked is not None:
-        StartedJobRegistry(queue=queue).cleanup(timestamp=float(looked))
-    connection.set(watch_key, repr(now).encode())
+    # the latest earlier look that is at least a grace old
+    earlier = connection.zrevrangebyscore(
+        looks_key, now - grace_s, "-inf", start=0, num=1, withscores=True
+    )
+    with connection.pipeline() as pipeline:
+        pipeline.zadd(looks_key, {repr(now): now})
+        # older looks are never the latest one a grace old while looks keep coming
+        pipeline.zremrangebyscore(looks_key, "-inf", now - REQUEUED_WITHIN_GRACES * grace_s)
+        pipeline.execute()
+    if earlier:
+        StartedJobRegistry(queue=queue).cleanup(timestamp=float(earlier[0][1]))
 
 
 def clean_registries(queue: Queue, grace_s: float) -> None:

@@ -11,8 +11,8 @@ sizing its tile batch to its own GPU.
 Supervision. A worker that dies (killed, out of memory, crashed) is restarted, after a
 back-off that doubles from 1 s to `worker_restart_max_s` while it keeps dying soon after its
 start; each exit is logged, and five quick exits in a row are reported as a crash loop. Its
-job is not lost: it stopped heartbeating, so it is retried at the front of the queue two to
-three `abandoned_grace_s` later (this process reaps such jobs every few seconds; see
+job is not lost: it stopped heartbeating, so it is retried at the front of the queue two
+`abandoned_grace_s` after its last heartbeat (this process reaps such jobs every few seconds; see
 `service.jobs.reap_abandoned`). A worker that
 exits with status 2 (a configuration error: no checkpoint, no such device) is not restarted:
 everything stops and the exit status is 1; the worker's own message says why.

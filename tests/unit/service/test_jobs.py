@@ -1,8 +1,8 @@
 """`service.jobs.reap_abandoned`: a job is requeued when its worker is dead, not when Redis was
 away, on a real Redis server with RQ's own worker bookkeeping.
 
-"Looks" are the reaper's earlier calls: the watch key holds the time of the last one, and tests
-set it to stand for a look made some seconds ago.
+"Looks" are the reaper's earlier calls, recorded in a sorted set of their times; tests add one
+to stand for a look made some seconds ago.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 from service.config import Settings
 from service.jobs import (
     REAP_LOCK_KEY,
-    REAP_WATCH_KEY,
+    REAP_LOOKS_KEY,
     REQUEUED_WITHIN_GRACES,
     clean_registries,
     enqueue,
@@ -73,8 +73,14 @@ def heartbeat_expires(queue: Queue, execution: Execution, at: float) -> None:
 
 def looked(queue: Queue, at: float) -> None:
     """Stand for a reaper's look at time `at`, and let the next call take the lock."""
-    queue.connection.set(f"{REAP_WATCH_KEY}:{queue.name}", repr(at).encode())
+    queue.connection.zadd(f"{REAP_LOOKS_KEY}:{queue.name}", {repr(at): at})
     queue.connection.delete(REAP_LOCK_KEY)
+
+
+def looks(queue: Queue) -> list[float]:
+    """The recorded looks' times, oldest first."""
+    key = f"{REAP_LOOKS_KEY}:{queue.name}"
+    return [score for _, score in queue.connection.zrange(key, 0, -1, withscores=True)]
 
 
 def status(job: Job) -> JobStatus | None:
@@ -99,20 +105,26 @@ def test_the_first_look_only_starts_watching(queue: Queue) -> None:
     heartbeat_expires(queue, execution, time.time() - 10 * GRACE_S)
     reap_abandoned(queue, GRACE_S)  # no look before this one: Redis may just be back
     assert status(job) == JobStatus.STARTED
-    watched = queue.connection.get(f"{REAP_WATCH_KEY}:{queue.name}")
-    assert watched is not None
-    assert float(watched) == pytest.approx(time.time(), abs=5)
+    assert looks(queue) == [pytest.approx(time.time(), abs=5)]
 
 
-def test_looks_less_than_a_grace_apart_change_nothing(queue: Queue) -> None:
+def test_looks_less_than_a_grace_old_reap_nothing(queue: Queue) -> None:
     job, execution, _ = running(queue)
     now = time.time()
     heartbeat_expires(queue, execution, now - 10 * GRACE_S)
     looked(queue, now - GRACE_S / 2)
     reap_abandoned(queue, GRACE_S)
     assert status(job) == JobStatus.STARTED
-    watched = queue.connection.get(f"{REAP_WATCH_KEY}:{queue.name}")
-    assert watched == repr(now - GRACE_S / 2).encode()  # the earlier look still counts
+    assert len(looks(queue)) == 2  # the earlier look still counts, a grace after it was made
+
+
+def test_only_recent_looks_are_kept(queue: Queue) -> None:
+    now = time.time()
+    for graces in (10, 5, 2, 1.5):
+        looked(queue, now - graces * GRACE_S)
+    reap_abandoned(queue, GRACE_S)
+    assert looks(queue)[:2] == [now - 2 * GRACE_S, now - 1.5 * GRACE_S]
+    assert len(looks(queue)) == 3
 
 
 def test_an_entry_that_expired_during_an_outage_is_left_to_its_live_worker(
