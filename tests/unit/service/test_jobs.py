@@ -80,7 +80,8 @@ def looked(queue: Queue, at: float) -> None:
 def looks(queue: Queue) -> list[float]:
     """The recorded looks' times, oldest first."""
     key = f"{REAP_LOOKS_KEY}:{queue.name}"
-    return [score for _, score in queue.connection.zrange(key, 0, -1, withscores=True)]
+    entries = queue.connection.zrange(key, 0, -1, withscores=True)
+    return [float(entry[1]) for entry in entries]
 
 
 def status(job: Job) -> JobStatus | None:
