@@ -74,9 +74,10 @@ class DeblurWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         if job.get_status(refresh=False) in _FINISHED:
-            # a copy requeued while its first worker still ran it (an outage that outlived
-            # the grace twice over, see service.jobs.reap_abandoned) and that worker finished
-            # it: running it again would turn a job clients saw succeed back to 'running'
+            # a copy requeued while its first worker still ran it (that worker cut off from
+            # Redis alone for two graces, or two outages less than a heartbeat apart: see
+            # service.jobs.reap_abandoned), and that worker finished it: running it again
+            # would turn a job clients saw succeed back to 'running'
             log.warning("job %s: already %s, not run again", job.id, job.get_status())
             queue.intermediate_queue.remove(job.id)
             return
