@@ -8,15 +8,13 @@ to stand for a look made some seconds ago.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
-from rq.serializers import JSONSerializer
 
 from service.config import Settings
 from service.jobs import (
@@ -24,13 +22,11 @@ from service.jobs import (
     REAP_LOOKS_KEY,
     REQUEUED_WITHIN_GRACES,
     clean_registries,
-    enqueue,
     input_ttl_s,
     make_queue,
     reap_abandoned,
 )
-from service.schemas import DeblurOptions, JobPayload
-from service.storage import Storage
+from tests.queued_jobs import heartbeat_expires, submitted, taken
 
 GRACE_S = 30.0
 
@@ -43,32 +39,11 @@ def queue(redis_client: redis.Redis) -> Queue:
     return make_queue(redis_client, SETTINGS)
 
 
-def submitted(queue: Queue) -> Job:
-    """A job as the gateway enqueues it (retries at the front)."""
-    payload = JobPayload(
-        options=DeblurOptions(), filename="in.png", width=64, height=64, mode="RGB"
-    )
-    storage = Storage(queue.connection)
-    return enqueue(queue, storage, SETTINGS, uuid.uuid4().hex, payload, b"png")
-
-
 def running(queue: Queue) -> tuple[Job, Execution, Job]:
     """A job a worker has taken (started, with its registry entry) and one queued behind it."""
-    job = submitted(queue)
-    behind = submitted(queue)
-    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
-    taken = worker.dequeue_job_and_maintain_ttl(timeout=1)
-    assert taken is not None
-    assert taken[0].id == job.id
-    execution = worker.prepare_execution(job)
-    worker.prepare_job_execution(job, remove_from_intermediate_queue=True)
-    return job, execution, behind
-
-
-def heartbeat_expires(queue: Queue, execution: Execution, at: float) -> None:
-    """Set when the execution's registry entry expires (RQ stores whole seconds)."""
-    registry = StartedJobRegistry(queue=queue)
-    queue.connection.zadd(registry.key, {execution.composite_key: int(at)})
+    job = submitted(queue, SETTINGS)
+    behind = submitted(queue, SETTINGS)
+    return job, taken(queue, job), behind
 
 
 def looked(queue: Queue, at: float) -> None:

@@ -5,19 +5,17 @@ worker finished is not run again."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 import redis
 from rq import Queue
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from service.config import Settings
-from service.jobs import enqueue, make_queue
-from service.schemas import DeblurOptions, JobPayload
-from service.storage import Storage
+from service.jobs import make_queue
+from tests.queued_jobs import heartbeat_expires, submitted, taken
 from worker.rqworker import DeblurWorker
 
 SETTINGS = Settings(abandoned_grace_s=30)
@@ -26,14 +24,6 @@ SETTINGS = Settings(abandoned_grace_s=30)
 @pytest.fixture
 def queue(redis_client: redis.Redis) -> Queue:
     return make_queue(redis_client, SETTINGS)
-
-
-def submitted(queue: Queue) -> Job:
-    payload = JobPayload(
-        options=DeblurOptions(), filename="in.png", width=64, height=64, mode="RGB"
-    )
-    storage = Storage(queue.connection)
-    return enqueue(queue, storage, SETTINGS, uuid.uuid4().hex, payload, b"png")
 
 
 def deblur_worker(queue: Queue) -> DeblurWorker:
@@ -46,7 +36,7 @@ def test_a_requeued_copy_of_a_finished_job_is_dropped_not_run(queue: Queue) -> N
     """The job was requeued while its first worker still ran it, and that worker finished it:
     a second run would show clients 'running' after 'succeeded' (and here, with no model
     bound, fail it)."""
-    job = submitted(queue)
+    job = submitted(queue, SETTINGS)
     job.set_status(JobStatus.FINISHED)
     assert queue.get_job_ids() == [job.id]
     deblur_worker(queue).work(burst=True)
@@ -59,14 +49,8 @@ def test_a_requeued_copy_of_a_finished_job_is_dropped_not_run(queue: Queue) -> N
 def test_maintenance_leaves_a_job_whose_entry_just_expired(queue: Queue) -> None:
     """RQ's maintenance requeues any job whose registry entry expired, which after a Redis
     outage longer than the grace is every running job; this worker's waits a grace more."""
-    job = submitted(queue)
-    other = deblur_worker(queue)
-    taken = other.dequeue_job_and_maintain_ttl(timeout=1)
-    assert taken is not None
-    execution = other.prepare_execution(job)
-    other.prepare_job_execution(job, remove_from_intermediate_queue=True)
-    registry = StartedJobRegistry(queue=queue)
-    queue.connection.zadd(registry.key, {execution.composite_key: int(time.time()) - 600})
+    job = submitted(queue, SETTINGS)
+    heartbeat_expires(queue, taken(queue, job), time.time() - 600)
     deblur_worker(queue).clean_registries()
     assert job.get_status(refresh=True) == JobStatus.STARTED
-    assert job.id in registry
+    assert job.id in StartedJobRegistry(queue=queue)
