@@ -187,9 +187,9 @@ class Settings(BaseSettings):
     )
     refine_blur: bool = Field(
         default=False,
-        description="when a job does not say: restore twice, the second pass with the blur the"
-        " first result explains the input by (model.reblur; about 2x the compute); models"
-        " without a blur estimator always restore once",
+        description="when a job does not say: restore twice, the second pass with the blur"
+        " estimate updated by re-blurring the first result (model.reblur; about 2x the"
+        " compute); models without a blur estimator always restore once",
     )
     worker_maintenance_interval_s: int = Field(
         default=15, gt=0, description="how often an idle worker reaps abandoned jobs"

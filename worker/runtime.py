@@ -79,7 +79,8 @@ class RestoreRequest:
     high_depth: bool = False
     # flipped/turned copies of each tile restored and averaged (`model.self_ensemble`)
     self_ensemble: int = 1
-    # restore each tile twice, the second time with the re-blur-refined radius (`model.reblur`)
+    # restore each tile twice, the second time with the blur estimate updated by re-blurring
+    # the first result (`model.reblur`)
     refine_blur: bool = False
 
 

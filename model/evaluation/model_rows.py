@@ -64,8 +64,8 @@ class ModelRow:
     steps: prior sampling steps (None = the trained T). tiles: tiling, or None = whole image.
     front: the blend weights (with a front end). blend_only: return the blend, no network.
     ensemble: copies per tile averaged by `model.self_ensemble` (1 = the tile alone).
-    refine_blur: restore twice, the second pass with the re-blur-refined radius map
-        (`model.reblur`); only with the estimated blur and the network.
+    refine_blur: restore twice, the second pass with the estimate updated by re-blurring the
+        first (`model.reblur`); only with the estimated blur and the network.
     """
 
     label: str
