@@ -50,16 +50,14 @@ RELIABLE_BELOW_PX = 5.2  # the evidence does not tell radii from here up apart
 FLOOR = (1.0 / 255.0) ** 2 / 12.0  # 8-bit quantisation noise: no window fits better than this
 
 
-def reblur_energies(
-    restored: Tensor, blurry: Tensor, radii_px: Sequence[float], window_cells: int = WINDOW_CELLS
-) -> Tensor:
-    """Local mean squared residual of re-blurring, per radius: (B, R, ceil(H/4), ceil(W/4)).
+def cell_energies(restored: Tensor, blurry: Tensor, radii_px: Sequence[float]) -> Tensor:
+    """Mean squared residual of re-blurring per `CELL_PX` cell and radius, (B, R, h, w) with
+    h = ceil(H/4), w = ceil(W/4).
 
     Args:
         restored: (B, 3, H, W) the first restoration.
         blurry: (B, 3, H, W) the input.
         radii_px: the disks to try.
-        window_cells: the averaging window's side, in cells (odd).
     """
     with torch.autocast(blurry.device.type, enabled=False):
         sharp = luma(restored.float().clamp(0.0, 1.0))[:, None]  # (B, 1, H, W)
@@ -75,17 +73,55 @@ def reblur_energies(
         for kernel in disk_stack(radii_px).to(blurry.device):  # (k, k) each
             reblurred = torch.fft.irfft2(spectrum * centred_spectrum(kernel, shape), s=shape)
             residual = reblurred[..., margin : margin + H, margin : margin + W] - target
-            cells = F.avg_pool2d(residual.square(), CELL_PX, ceil_mode=True)  # (B, 1, h, w)
-            energies.append(
-                F.avg_pool2d(
-                    cells,
-                    window_cells,
-                    stride=1,
-                    padding=window_cells // 2,
-                    count_include_pad=False,
-                )
-            )
+            energies.append(F.avg_pool2d(residual.square(), CELL_PX, ceil_mode=True))
         return torch.cat(energies, dim=1)  # (B, R, h, w)
+
+
+def window_mean(cells: Tensor, window_cells: int) -> Tensor:
+    """Mean of (B, R, h, w) cell energies over a window of `window_cells` (odd) around each cell,
+    the window cut at the borders."""
+    return F.avg_pool2d(
+        cells, window_cells, stride=1, padding=window_cells // 2, count_include_pad=False
+    )
+
+
+def reblur_energies(
+    restored: Tensor, blurry: Tensor, radii_px: Sequence[float], window_cells: int = WINDOW_CELLS
+) -> Tensor:
+    """Local mean squared residual of re-blurring, per radius: (B, R, ceil(H/4), ceil(W/4)).
+
+    Args:
+        restored: (B, 3, H, W) the first restoration.
+        blurry: (B, 3, H, W) the input.
+        radii_px: the disks to try.
+        window_cells: the averaging window's side, in cells (odd).
+    """
+    return window_mean(cell_energies(restored, blurry, radii_px), window_cells)
+
+
+def merge_unreliable(
+    energies: Tensor, radii_px: Sequence[float], reliable_below_px: float = RELIABLE_BELOW_PX
+) -> Tensor:
+    """(B, R, h, w) energies with every radius from `reliable_below_px` up given the best
+    residual among them, so that the evidence does not tell them apart."""
+    large = torch.tensor(radii_px, device=energies.device) >= reliable_below_px  # (R,)
+    if not bool(large.any()):
+        return energies
+    best_large = energies[:, large].amin(dim=1, keepdim=True)  # (B, 1, h, w)
+    return torch.where(large.view(1, -1, 1, 1), best_large, energies)
+
+
+def relative_cost(energies: Tensor) -> Tensor:
+    """(B, R, h, w) residuals as (E_r - min E) / (min E + FLOOR): 0 at the best fit, and not
+    surer where noise or the first restoration's own errors raise every E_r alike."""
+    best = energies.amin(dim=1, keepdim=True)  # (B, 1, h, w)
+    return (energies - best) / (best + FLOOR)
+
+
+def as_log_likelihood(cost: Tensor, image: Tensor) -> Tensor:
+    """Per-cell costs (B, R, h, w) as the log-likelihood the front end adds at the size of
+    `image` (B, C, H, W): (B, R, H, W)."""
+    return -F.interpolate(cost, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def radius_evidence(
@@ -108,10 +144,5 @@ def radius_evidence(
     """
     with torch.autocast(blurry.device.type, enabled=False):
         energies = reblur_energies(restored, blurry, radii_px, window_cells)  # (B, R, h, w)
-        large = torch.tensor(radii_px, device=blurry.device) >= reliable_below_px  # (R,)
-        if bool(large.any()):
-            best_large = energies[:, large].amin(dim=1, keepdim=True)  # (B, 1, h, w)
-            energies = torch.where(large.view(1, -1, 1, 1), best_large, energies)
-        best = energies.amin(dim=1, keepdim=True)  # (B, 1, h, w)
-        cost = sharpness * (energies - best) / (best + FLOOR)  # (B, R, h, w), 0 at the best
-        return -F.interpolate(cost, size=blurry.shape[-2:], mode="bilinear", align_corners=False)
+        cost = relative_cost(merge_unreliable(energies, radii_px, reliable_below_px))
+        return as_log_likelihood(sharpness * cost, blurry)
