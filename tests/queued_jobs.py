@@ -26,9 +26,11 @@ def submitted(queue: Queue, settings: Settings) -> Job:
     return enqueue(queue, storage, settings, uuid.uuid4().hex, payload, b"png")
 
 
-def taken(queue: Queue, job: Job) -> Execution:
-    """`job`, first in the queue, dequeued and started by a worker, as RQ records it."""
-    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+def taken(queue: Queue, job: Job, worker: SimpleWorker | None = None) -> Execution:
+    """`job`, first in the queue, dequeued and started by `worker` (default: a new one), as
+    RQ records it."""
+    if worker is None:
+        worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
     dequeued = worker.dequeue_job_and_maintain_ttl(timeout=1)
     assert dequeued is not None
     assert dequeued[0].id == job.id

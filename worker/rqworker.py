@@ -20,7 +20,8 @@ Outages (`worker.outages.REDIS_OUTAGES`: down, restarting, read-only, full). RQ'
 most Redis errors ("unhandled exception, quitting"); here every step of the loop waits them out
 instead. If the job's own bookkeeping failed, the job is put back at the front of the queue
 once Redis takes writes again, without using up one of its retries (a rerun finds a result
-already stored and does not restore the image again, see `worker.tasks`).
+already stored and does not restore the image again, see `worker.tasks`), unless it was
+requeued or taken by another worker meanwhile (this worker alone cut off for two graces).
 """
 
 from __future__ import annotations
@@ -111,22 +112,39 @@ class DeblurWorker(SimpleWorker):
             thread.join()
 
     def _put_back(self, job: Job, queue: Queue, execution: Execution | None) -> None:
-        """After an outage: leave a job that was recorded as ended, else requeue it at the front.
+        """After an outage: requeue the job at the front, unless it ended, another worker took
+        it, or it is waiting in the queue already.
 
-        If the worker is stopped before Redis returns, the job stays in the started registry and
-        is retried like a dead worker's, `abandoned_grace_s` after its last heartbeat.
+        A job this worker dequeued but never marked started still has its entry in the
+        intermediate queue, which is removed: RQ's maintenance fails (or retries) a job whose
+        id stays there once it is no longer running, even after the job succeeded elsewhere.
+        The other two cases arise when this worker alone was cut off from Redis for more than
+        two graces: the job was reaped meanwhile and requeued (`service.jobs.reap_abandoned`),
+        and requeueing it again would run it twice at once. If the worker is stopped before
+        Redis returns, the job stays in the started registry and is retried like a dead
+        worker's, `abandoned_grace_s` after its last heartbeat.
         """
         if not wait_for_redis(self.connection, self.redis_retry_max_s, self._is_stopping):
             return
         try:
-            if job.get_status(refresh=True) in _FINISHED:
-                return
+            job.refresh()
         except NoSuchJobError:
+            return
+        status = job.get_status(refresh=False)
+        if status in _FINISHED:
             return
         with self.connection.pipeline() as pipeline:
             if execution is not None:
                 self.cleanup_execution(job, pipeline, execution)
+            if status == JobStatus.QUEUED:  # never marked started: this worker's dequeue is left
+                pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
             pipeline.execute()
+        if status == JobStatus.STARTED and job.worker_name not in (None, "", self.name):
+            log.warning("job %s: taken over by %s during the outage", job.id, job.worker_name)
+            return
+        if status == JobStatus.QUEUED and self.connection.lpos(queue.key, job.id) is not None:
+            log.warning("job %s: requeued during the outage already", job.id)
+            return
         queue.enqueue_job(job, at_front=True)
         log.warning("job %s: put back at the front of the queue after the outage", job.id)
 
