@@ -1,9 +1,41 @@
-"""Markdown cells of a per-pair score table: every variant's mean, its gain over the first
-column and the share of pairs that gained (bench.radius_temperature, bench.blur_refinement)."""
+"""Per-pair score tables of the training-like-pair benches (bench.radius_temperature,
+bench.blur_refinement, bench.self_ensemble_pairs): the pairs restored by each variant, and the
+table's markdown cells (every variant's mean, its gain over the first column and the share of
+pairs that gained)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+
 import numpy as np
+import torch
+from torch import Tensor
+
+from model.data.pairs import DefocusPatches
+from model.evaluation.metrics import psnr
+
+Variant = Callable[[Tensor], Tensor]  # (1, C, p, p) blurry -> (1, 3, p, p) restored
+
+
+def pair_scores(
+    pairs: DefocusPatches, count: int, variants: Sequence[Variant]
+) -> tuple[np.ndarray, np.ndarray]:
+    """PSNR (dB) of the first `count` pairs restored by each variant, and the seconds each
+    took: both (count, len(variants)). Variants run in turn on each pair, so machine noise hits
+    them alike."""
+    quality = np.zeros((count, len(variants)))
+    seconds = np.zeros_like(quality)
+    for index in range(count):
+        blurry, sharp, _ = pairs.pair(index)
+        image = torch.from_numpy(blurry).permute(2, 0, 1)[None]  # (1, C, p, p)
+        for column, variant in enumerate(variants):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                restored = variant(image)[0].permute(1, 2, 0).numpy()  # (p, p, 3)
+            seconds[index, column] = time.perf_counter() - start
+            quality[index, column] = psnr(restored, sharp)
+    return quality, seconds
 
 
 def gain_cells(table: np.ndarray) -> list[str]:

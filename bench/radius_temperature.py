@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from bench.estimator_bias import kinds
-from bench.pair_tables import gain_cells, mean_of_kinds
+from bench.pair_tables import Variant, gain_cells, mean_of_kinds, pair_scores
 from model.data.pairs import DefocusPatches
-from model.evaluation.metrics import psnr
 from model.restorer import Restorer, load_restorer
 
 SEED = 98  # pairs other than bench.estimator_bias's (99) and training's
@@ -40,16 +39,17 @@ def scores(
     if defocus is None:
         raise ValueError("this checkpoint has no defocus front end")
     trained = defocus.config
-    table = np.zeros((count, len(temperatures)))
+
+    def at(temperature: float) -> Variant:
+        def restore(image: torch.Tensor) -> torch.Tensor:
+            assert defocus is not None
+            defocus.config = dataclasses.replace(trained, radius_temperature=temperature)
+            return restorer.restore(image)
+
+        return restore
+
     try:
-        for index in range(count):
-            blurry, sharp, _ = pairs.pair(index)
-            image = torch.from_numpy(blurry).permute(2, 0, 1)[None]  # (1, C, p, p)
-            for column, temperature in enumerate(temperatures):
-                defocus.config = dataclasses.replace(trained, radius_temperature=temperature)
-                with torch.inference_mode():
-                    restored = restorer.restore(image)[0].permute(1, 2, 0).numpy()
-                table[index, column] = psnr(restored, sharp)
+        table, _ = pair_scores(pairs, count, [at(t) for t in temperatures])
     finally:
         defocus.config = trained
     return table
