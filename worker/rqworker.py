@@ -21,7 +21,8 @@ most Redis errors ("unhandled exception, quitting"); here every step of the loop
 instead. If the job's own bookkeeping failed, the job is put back at the front of the queue
 once Redis takes writes again, without using up one of its retries (a rerun finds a result
 already stored and does not restore the image again, see `worker.tasks`), unless it was
-requeued or taken by another worker meanwhile (this worker alone cut off for two graces).
+requeued or taken by another worker meanwhile (this worker alone cut off for two graces), and
+never left behind in RQ's intermediate queue as well (see `_put_back`).
 """
 
 from __future__ import annotations
