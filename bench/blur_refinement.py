@@ -16,10 +16,10 @@ three kinds.
 A variant may also pool the evidence over the tile (`--pool-tolerance`, tried 2026-12-02, not
 kept): each window votes for the radius it fits best, and the cells whose window fits the
 winner within that relative residual take the residuals averaged over all such cells, weighted
-by `--pooled-sharpness`; the rest keep their window's. On a tile blurred alike this measures the radius over the whole tile, as precise as the
-one-radius-per-image fit of the card's first look. (A first form pooled around the radius
-that fitted the tile's mean residuals best: in a layered tile that is a compromise no cell
-agrees with; the most common reading replaced it.)
+by `--pooled-sharpness`; the rest keep their window's. On a tile blurred alike this measures
+the radius over the whole tile, as precise as the one-radius-per-image fit of the card's first
+look. (A first form pooled around the radius that fitted the tile's mean residuals best: in a
+layered tile that is a compromise no cell agrees with; the most common reading replaced it.)
 
     python -m bench.blur_refinement --checkpoint weights/default.safetensors [--pairs 32] \\
         [--window 7 15] [--sharpness 1 4] [--reliable-below 4.1 5.2] \\
