@@ -42,7 +42,6 @@ def scores(
 
     def at(temperature: float) -> Variant:
         def restore(image: torch.Tensor) -> torch.Tensor:
-            assert defocus is not None
             defocus.config = dataclasses.replace(trained, radius_temperature=temperature)
             return restorer.restore(image)
 

@@ -123,7 +123,7 @@ class DeblurWorker(SimpleWorker):
         two graces: the job was reaped meanwhile and requeued (`service.jobs.reap_abandoned`),
         and requeueing it again would run it twice at once. If the worker is stopped before
         Redis returns, the job stays in the started registry and is retried like a dead
-        worker's, `abandoned_grace_s` after its last heartbeat.
+        worker's, two `abandoned_grace_s` after its last heartbeat.
         """
         if not wait_for_redis(self.connection, self.redis_retry_max_s, self._is_stopping):
             return
@@ -137,9 +137,9 @@ class DeblurWorker(SimpleWorker):
         with self.connection.pipeline() as pipeline:
             if execution is not None:
                 self.cleanup_execution(job, pipeline, execution)
-            if status == JobStatus.QUEUED:  # never marked started: this worker's dequeue is left
-                pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
             pipeline.execute()
+        if status == JobStatus.QUEUED:  # never marked started: this worker's dequeue is left
+            queue.intermediate_queue.remove(job.id)
         if status == JobStatus.STARTED and job.worker_name not in (None, "", self.name):
             log.warning("job %s: taken over by %s during the outage", job.id, job.worker_name)
             return
