@@ -310,16 +310,33 @@ class DefocusFrontEnd(nn.Module):
                 else:
                     radius_weights = torch.where(use_map.view(-1, 1, 1, 1), labels, radius_weights)
             balance_weights = balance_logits.softmax(dim=1)  # (B, N, H, W)
-            weights = radius_weights[:, :, None] * balance_weights[:, None]  # (B, R, N, H, W)
-            keep = torch.ones(weights.shape[:3], dtype=torch.bool, device=weights.device)
-            if self.skip_weight > 0 and not torch.is_grad_enabled():
-                keep = self.kept(weights)
-                weights = weights * keep[..., None, None]
-                weights = weights / weights.sum(dim=(1, 2), keepdim=True)
-            luma_blend = weighted_sum(weights, candidate_luma[:, :, :, None])  # (B, 1, H, W)
-            blend = rgb_from_luma(luma_blend, self.bank.blend(image[:, 0::2], weights, keep))
+            blend = self.blend(image, candidate_luma, radius_weights, balance_weights)
             expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
+
+    def blend(
+        self,
+        image: Tensor,
+        candidate_luma: Tensor,
+        radius_weights: Tensor,
+        balance_weights: Tensor,
+    ) -> Tensor:
+        """The bank's candidates blended per pixel: (B, 3, H, W) float32.
+
+        Args:
+            image: (B, 3, H, W) float32, the blurry image.
+            candidate_luma: (B, R, N, H, W) the bank's candidates of its luminance.
+            radius_weights: (B, R, H, W) each bank radius's weight per pixel.
+            balance_weights: (B, N, H, W) each regularisation's weight per pixel.
+        """
+        weights = radius_weights[:, :, None] * balance_weights[:, None]  # (B, R, N, H, W)
+        keep = torch.ones(weights.shape[:3], dtype=torch.bool, device=weights.device)
+        if self.skip_weight > 0 and not torch.is_grad_enabled():
+            keep = self.kept(weights)
+            weights = weights * keep[..., None, None]
+            weights = weights / weights.sum(dim=(1, 2), keepdim=True)
+        luma_blend = weighted_sum(weights, candidate_luma[:, :, :, None])  # (B, 1, H, W)
+        return rgb_from_luma(luma_blend, self.bank.blend(image[:, 0::2], weights, keep))
 
     def radius_weights(self, radius_logits: Tensor, evidence: Tensor | None = None) -> Tensor:
         """The blend's weights over the bank radii (B, R, H, W) from the estimator's scores:
@@ -342,24 +359,30 @@ class DefocusFrontEnd(nn.Module):
         return FrontEndOutput(candidates.mean(dim=(1, 2)).to(blurry.dtype), expected, logits)
 
     def soft_labels(self, radius_px: Tensor) -> Tensor:
-        """A radius map (B, 1, H, W) as weights over the bank radii (B, R, H, W).
+        """A radius map (B, 1, H, W) as weights over the bank radii (B, R, H, W)
+        (`linear_labels` on the bank's radii)."""
+        return linear_labels(radius_px, self.radii.flatten())
 
-        A radius between two bank radii splits its weight between them linearly; radii beyond
-        the bank's range go to its end.
-        """
-        radii = self.radii.flatten()
-        clamped = radius_px.clamp(float(radii[0]), float(radii[-1]))  # (B, 1, H, W)
-        upper = torch.searchsorted(radii, clamped.contiguous(), right=False).clamp(
-            1, len(radii) - 1
-        )
-        low, high = radii[upper - 1], radii[upper]
-        frac = (clamped - low) / (high - low)  # (B, 1, H, W)
-        labels = torch.zeros(
-            (radius_px.shape[0], len(radii), *radius_px.shape[-2:]), device=radius_px.device
-        )
-        labels.scatter_(1, upper - 1, 1 - frac)
-        labels.scatter_add_(1, upper, frac)
-        return labels
+
+def linear_labels(radius_px: Tensor, grid: Tensor) -> Tensor:
+    """A radius map (B, 1, H, W) as weights over the radii of `grid` (G,), ascending, G >= 2:
+    (B, G, H, W).
+
+    A radius between two grid radii splits its weight between them linearly, so the weighted
+    mean of the grid is the radius itself; radii beyond the grid's range go to its end.
+    """
+    clamped = radius_px.clamp(float(grid[0]), float(grid[-1]))  # (B, 1, H, W)
+    upper = torch.searchsorted(grid, clamped.contiguous(), right=False).clamp(1, len(grid) - 1)
+    low, high = grid[upper - 1], grid[upper]
+    frac = (clamped - low) / (high - low)  # (B, 1, H, W)
+    labels = torch.zeros(
+        (radius_px.shape[0], len(grid), *radius_px.shape[-2:]),
+        device=radius_px.device,
+        dtype=frac.dtype,
+    )
+    labels.scatter_(1, upper - 1, 1 - frac)
+    labels.scatter_add_(1, upper, frac)
+    return labels
 
 
 def radius_loss(logits: Tensor, labels: Tensor) -> Tensor:

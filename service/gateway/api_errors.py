@@ -78,7 +78,10 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         problems = []
         for error in exc.errors():
             where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+            message = str(error.get("msg", "invalid"))
+            if error.get("type") == "value_error":  # pydantic prefixes our own messages
+                message = message.removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
         return error_response(ErrorCode.INVALID_OPTIONS, "; ".join(problems) or "invalid request")
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:

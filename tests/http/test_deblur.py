@@ -216,6 +216,13 @@ def test_missing_file_is_422(client: TestClient) -> None:
     assert "file" in response.json()["error"]["message"]
 
 
+def test_an_upload_under_another_field_name_is_named_in_plain_words(client: TestClient) -> None:
+    response = client.post("/deblur", files={"image": ("a.png", sample_images.png_rgb())})
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert message == "file: Field required; unknown option(s): image"
+
+
 def test_idempotency_key_returns_the_same_job(
     client: TestClient, redis_client: redis.Redis
 ) -> None:
