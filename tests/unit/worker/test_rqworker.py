@@ -5,11 +5,13 @@ dequeue behind, and is left to a worker that took it meanwhile."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 import redis
 from rq import Queue, SimpleWorker
+from rq.group import Group
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -114,3 +116,19 @@ def test_a_job_another_worker_took_meanwhile_is_left_to_it(queue: Queue) -> None
     running = StartedJobRegistry(queue=queue).get_job_and_execution_ids()
     assert (job.id, other_execution.id) in running
     assert (job.id, execution.id) not in running
+
+
+def test_group_maintenance_runs_without_an_info_line(
+    queue: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RQ logged it at INFO on every maintenance tick (every 15 s here); it still runs: a group
+    id whose group is gone is dropped, and the lock keeps other workers out until the next."""
+    connection = queue.connection
+    connection.sadd(Group.REDIS_GROUP_KEY, "gone")
+    worker = deblur_worker(queue)
+    worker.maintenance_interval = 15
+    with caplog.at_level(logging.INFO):
+        worker.clean_group_registries()
+    assert not [r for r in caplog.records if "group registries" in r.getMessage()]
+    assert not connection.sismember(Group.REDIS_GROUP_KEY, "gone")
+    assert 0 < connection.ttl(Group.REDIS_GROUP_CLEANING_KEY) <= 14
