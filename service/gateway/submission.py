@@ -30,7 +30,7 @@ from service.config import Settings
 from service.errors import ErrorCode
 from service.gateway.api_errors import ApiError
 from service.gateway.decode_budget import DecodeBudget, DecodeBudgetExhaustedError
-from service.jobs import as_utc, enqueue, expires_at, fetch_job, public_status
+from service.jobs import as_utc, enqueue, expires_at, fetch_job, jobs_ahead, public_status
 from service.schemas import (
     DeblurOptions,
     JobAccepted,
@@ -229,5 +229,5 @@ def _accepted(queue: Queue, storage: Storage, settings: Settings, job_id: str) -
         result_url=f"/jobs/{job_id}/result",
         created_at=as_utc(job.created_at) or datetime.now(UTC),
         expires_at=expires_at(job, settings),
-        queue_position=queue.get_job_position(job_id) if status is JobStatus.QUEUED else None,
+        queue_position=jobs_ahead(queue, job_id) if status is JobStatus.QUEUED else None,
     )

@@ -11,10 +11,11 @@ import time
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from service.config import Settings
 from service.jobs import (
@@ -23,9 +24,11 @@ from service.jobs import (
     REQUEUED_WITHIN_GRACES,
     clean_registries,
     input_ttl_s,
+    job_view,
     make_queue,
     reap_abandoned,
 )
+from service.storage import Storage
 from tests.queued_jobs import heartbeat_expires, submitted, taken
 
 GRACE_S = 30.0
@@ -155,3 +158,24 @@ def test_an_input_outlives_every_attempt_with_its_detection_time() -> None:
     timeout_s = 100
     attempt_s = timeout_s + REQUEUED_WITHIN_GRACES * 30
     assert input_ttl_s(settings, timeout_s) == 600 + 3 * attempt_s
+
+
+def test_a_queued_job_counts_the_jobs_ahead_and_zero_once_a_worker_took_it(queue: Queue) -> None:
+    """Between a worker's dequeue and its start the job is still 'queued' but no longer in the
+    queue's list, where RQ's position is None."""
+    first = submitted(queue, SETTINGS)
+    second = submitted(queue, SETTINGS)
+    storage = Storage(queue.connection)
+
+    def position(job: Job) -> int | None:
+        view = job_view(queue, storage, job.id)
+        assert view is not None
+        return view.queue_position
+
+    assert (position(first), position(second)) == (0, 1)
+    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+    dequeued = worker.dequeue_job_and_maintain_ttl(timeout=1)
+    assert dequeued is not None
+    assert dequeued[0].id == first.id
+    assert status(first) == JobStatus.QUEUED
+    assert (position(first), position(second)) == (0, 0)
