@@ -23,7 +23,13 @@ from rq.worker import SimpleWorker
 from starlette.testclient import TestClient
 
 from service.config import Settings
-from service.defocus_map import SCALE_HEADER, decode_defocus_map, encode_defocus_map, summarize
+from service.defocus_map import (
+    MAP_STEP_PX,
+    SCALE_HEADER,
+    decode_defocus_map,
+    encode_defocus_map,
+    summarize,
+)
 from service.jobs import make_queue
 from service.storage import Storage, defocus_map_key
 from tests import sample_images
@@ -97,7 +103,9 @@ def test_succeeded_job_reports_blur_and_serves_the_map(
     assert response.headers["content-disposition"] == 'inline; filename="a-defocus.png"'
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (40, 30)
-    np.testing.assert_allclose(decode_defocus_map(response.content), RADIUS, atol=0.0005)
+    np.testing.assert_allclose(
+        decode_defocus_map(response.content), RADIUS, atol=MAP_STEP_PX / 2 + 1e-6
+    )
     again = client.get(view["defocus_map_url"], headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
     # kept as long as the result

@@ -10,7 +10,8 @@ from PIL import Image
 
 from service.defocus_map import (
     IN_FOCUS_BELOW_PX,
-    PX_PER_LEVEL,
+    LEVELS_PER_STEP,
+    MAP_STEP_PX,
     SCALE_TEXT_KEY,
     decode_defocus_map,
     encode_defocus_map,
@@ -27,9 +28,12 @@ def test_png_is_16_bit_grey_at_the_documented_scale() -> None:
         assert image.size == (53, 37)
         assert image.text[SCALE_TEXT_KEY] == "0.001"  # type: ignore[attr-defined]
         levels = np.asarray(image, dtype=np.float64)
-    # grey level v is v / 1000 px, whoever reads the file
-    assert np.abs(levels * 0.001 - radius).max() <= PX_PER_LEVEL / 2 + 1e-6
-    assert np.abs(decode_defocus_map(data) - radius).max() <= PX_PER_LEVEL / 2 + 1e-6
+    # grey level v is v / 1000 px, whoever reads the file; radii are rounded to 0.01 px
+    assert MAP_STEP_PX == 0.01
+    assert LEVELS_PER_STEP == 10
+    assert (levels % 10 == 0).all()
+    assert np.abs(levels * 0.001 - radius).max() <= MAP_STEP_PX / 2 + 1e-6
+    assert np.abs(decode_defocus_map(data) - radius).max() <= MAP_STEP_PX / 2 + 1e-6
 
 
 def test_out_of_range_radii_are_clipped() -> None:
