@@ -61,8 +61,9 @@ def summarize(radius_px: np.ndarray) -> BlurEstimate:
 def to_levels(radius_px: np.ndarray) -> np.ndarray:
     """(H, W) radius in pixels -> (H, W) uint16 grey levels at `PX_PER_LEVEL`, the radius
     rounded to `MAP_STEP_PX` (clipped to the levels' range)."""
-    steps = np.rint(np.asarray(radius_px, dtype=np.float64) / MAP_STEP_PX)
-    return np.clip(steps * LEVELS_PER_STEP, 0, MAX_LEVEL).astype(np.uint16)
+    steps: np.ndarray = np.rint(np.asarray(radius_px, dtype=np.float64) / MAP_STEP_PX)
+    levels: np.ndarray = np.clip(steps * LEVELS_PER_STEP, 0, MAX_LEVEL)
+    return levels.astype(np.uint16)
 
 
 def encode_defocus_map(radius_px: np.ndarray, compress_level: int = 1) -> bytes:
