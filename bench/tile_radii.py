@@ -104,7 +104,7 @@ class TileRadiiFrontEnd(DefocusFrontEnd):
         """Per tile: Wiener at its node radii and the bank's regularisations, each pixel
         weighted by its radius (the estimate's mean, or the true map) and the estimated
         regularisation. `candidate_luma` (the bank's) is not used."""
-        expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        expected = self.expected_radius(radius_weights)  # (B, 1, H, W)
         blends = []
         for index in range(image.shape[0]):
             nodes = node_radii(expected[index], self.step, self.config.radii_px[-1])

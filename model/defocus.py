@@ -311,8 +311,13 @@ class DefocusFrontEnd(nn.Module):
                     radius_weights = torch.where(use_map.view(-1, 1, 1, 1), labels, radius_weights)
             balance_weights = balance_logits.softmax(dim=1)  # (B, N, H, W)
             blend = self.blend(image, candidate_luma, radius_weights, balance_weights)
-            expected = (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+            expected = self.expected_radius(radius_weights)
         return FrontEndOutput(blend.to(blurry.dtype), expected, radius_logits)
+
+    def expected_radius(self, radius_weights: Tensor) -> Tensor:
+        """The radius map (B, 1, H, W) in px that weights over the bank radii (B, R, H, W) stand
+        for: their weighted mean (a true map's soft labels give the map back)."""
+        return (radius_weights * self.radii).sum(dim=1, keepdim=True)  # (B, 1, H, W)
 
     def blend(
         self,

@@ -159,9 +159,11 @@ def _failure(job: Job, meta: dict[str, Any]) -> ErrorDetail:
     return ErrorDetail(code=FailureCode.INTERNAL_ERROR, message="the worker failed; see its log")
 
 
-def jobs_ahead(queue: Queue, job_id: str) -> int:
-    """Jobs ahead of a queued job: its place in the queue, or 0 once a worker has taken it off
-    the queue and not yet started it (RQ's position is then None)."""
+def jobs_ahead(queue: Queue, job_id: str, status: JobStatus) -> int | None:
+    """Jobs ahead of a job: None unless it is queued; its place in the queue, or 0 once a
+    worker has taken it off the queue and not yet started it (RQ's position is then None)."""
+    if status is not JobStatus.QUEUED:
+        return None
     position = queue.get_job_position(job_id)
     return 0 if position is None else position
 
@@ -198,7 +200,7 @@ def job_view(queue: Queue, storage: Storage, job_id: str) -> JobView | None:
         id=job.id,
         status=status,
         progress=Progress(done=int(progress["done"]), total=int(progress["total"])),
-        queue_position=jobs_ahead(queue, job.id) if status is JobStatus.QUEUED else None,
+        queue_position=jobs_ahead(queue, job.id, status),
         timings=timings,
         error=_failure(job, meta) if status is JobStatus.FAILED else None,
         result_url=f"/jobs/{job.id}/result" if status is JobStatus.SUCCEEDED else None,

@@ -35,7 +35,6 @@ from service.schemas import (
     DeblurOptions,
     JobAccepted,
     JobPayload,
-    JobStatus,
     ModelLimits,
     refuse_impossible_prior_steps,
     refuse_impossible_refine_blur,
@@ -229,5 +228,5 @@ def _accepted(queue: Queue, storage: Storage, settings: Settings, job_id: str) -
         result_url=f"/jobs/{job_id}/result",
         created_at=as_utc(job.created_at) or datetime.now(UTC),
         expires_at=expires_at(job, settings),
-        queue_position=jobs_ahead(queue, job_id) if status is JobStatus.QUEUED else None,
+        queue_position=jobs_ahead(queue, job_id, status),
     )
