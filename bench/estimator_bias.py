@@ -29,8 +29,9 @@ BINS_PX = (0.0, 0.75, 2.0, 3.5, 5.0, 7.0, 13.0)
 BORDER_PX = 16
 
 
-def kinds() -> dict[str, PatchSettings]:
-    """The pair kinds, named."""
+def kinds(noise_sigma_max: float = 0.02) -> dict[str, PatchSettings]:
+    """The pair kinds, named; their noise sigma is drawn from [0, `noise_sigma_max`] (0 = no
+    added noise, only 8-bit quantisation: a camera at base ISO)."""
 
     def settings(uniform: float, dead_leaves: float, shapes: KernelShapes | None) -> PatchSettings:
         blur = BlurDistribution(max_radius_median_px=5.5, max_px=10.0, uniform_fraction=uniform)
@@ -38,7 +39,7 @@ def kinds() -> dict[str, PatchSettings]:
             patch_px=192,
             dead_leaves_fraction=dead_leaves,
             blur=blur,
-            sensor=SensorModel(jpeg_probability=0.0),
+            sensor=SensorModel(noise_sigma_max=noise_sigma_max, jpeg_probability=0.0),
             shapes=shapes,
         )
 

@@ -285,17 +285,29 @@ class SensorModel:
     """What happens after the lens: noise, 8-bit storage, optional JPEG."""
 
     noise_sigma_max: float = 0.02  # noise sigma drawn uniformly from [0, this]
+    # share of images given no added noise, only 8-bit quantisation (a camera at base ISO)
+    clean_fraction: float = 0.0
     jpeg_probability: float = 0.0  # chance an image is stored as JPEG
     jpeg_quality_min: int = 70
     jpeg_quality_max: int = 95
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.clean_fraction <= 1.0:
+            raise ValueError(f"clean_fraction must be in [0, 1], got {self.clean_fraction}")
+
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Noise, quantisation and (with `jpeg_probability`) a JPEG round trip.
+
+        The clean draw is only taken when `clean_fraction` > 0, so settings without it keep
+        the random stream (and every pair) they had before it existed.
 
         Args:
             image: (H, W, C) float32 with C a multiple of 3 (dual-pixel views stacked).
         """
-        noisy = quantise_8bit(add_noise(image, rng.uniform(0.0, self.noise_sigma_max), rng))
+        sigma = rng.uniform(0.0, self.noise_sigma_max)
+        if self.clean_fraction > 0.0 and rng.random() < self.clean_fraction:
+            sigma = 0.0
+        noisy = quantise_8bit(add_noise(image, sigma, rng))
         if rng.random() >= self.jpeg_probability:
             return noisy
         quality = int(rng.integers(self.jpeg_quality_min, self.jpeg_quality_max + 1))

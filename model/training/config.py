@@ -79,6 +79,7 @@ class DataSection:
     val_seed: int = 12345  # seed of the validation pairs (distinct from the training stream)
     use_lens_shapes: bool = False  # some images blurred by softened or cat-eye disks
     jpeg_probability: float = 0.0  # share of blurry inputs stored as JPEG (quality 70-95)
+    clean_fraction: float = 0.0  # share of blurry inputs with no added noise (8-bit only)
     max_radius_median_px: float = 5.5  # median of an image's largest defocus radius
     max_radius_px: float = 8.0  # cap on any training radius
     uniform_blur_fraction: float = 0.0  # share of images blurred by one radius throughout
@@ -318,6 +319,8 @@ def _validate(config: TrainConfig) -> None:
         problems.append(
             f"data.jpeg_probability must be in [0, 1], got {config.data.jpeg_probability}"
         )
+    if not 0.0 <= config.data.clean_fraction <= 1.0:
+        problems.append(f"data.clean_fraction must be in [0, 1], got {config.data.clean_fraction}")
     if not 0.0 <= config.data.dead_leaves_fraction <= 1.0:
         problems.append(
             f"data.dead_leaves_fraction must be in [0, 1], got {config.data.dead_leaves_fraction}"

@@ -68,7 +68,9 @@ def build_pair_source(data: DataSection, seed: int) -> PatchBatches:
             max_px=data.max_radius_px,
             uniform_fraction=data.uniform_blur_fraction,
         ),
-        sensor=SensorModel(jpeg_probability=data.jpeg_probability),
+        sensor=SensorModel(
+            clean_fraction=data.clean_fraction, jpeg_probability=data.jpeg_probability
+        ),
         shapes=KernelShapes() if data.use_lens_shapes else None,
     )
     if not data.cache_dir:

@@ -11,6 +11,7 @@ from model.data.degrade import (
     KernelShapes,
     LayeredScene,
     SensorModel,
+    add_noise,
     cat_eye_psf,
     composite_defocus,
     convolve,
@@ -124,6 +125,31 @@ def test_sensor_model_quantises_and_jpeg_keeps_shape() -> None:
     np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
     with pytest.raises(ValueError, match="quality"):
         jpeg_roundtrip(image[..., :3], 0)
+
+
+def test_sensor_model_clean_fraction_leaves_only_quantisation() -> None:
+    image = np.random.default_rng(5).random((16, 16, 3)).astype(np.float32)
+    clean = SensorModel(noise_sigma_max=0.05, clean_fraction=1.0)
+    np.testing.assert_array_equal(
+        clean.apply(image, np.random.default_rng(6)), quantise_8bit(image)
+    )
+    noisy = SensorModel(noise_sigma_max=0.05).apply(image, np.random.default_rng(6))
+    assert np.abs(noisy - quantise_8bit(image)).mean() > 0.01
+
+
+def test_sensor_model_without_clean_fraction_keeps_its_random_stream() -> None:
+    """Settings from before `clean_fraction` draw exactly what they drew then."""
+    image = np.random.default_rng(5).random((16, 16, 3)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    expected = quantise_8bit(add_noise(image, rng.uniform(0.0, 0.05), rng))
+    out = SensorModel(noise_sigma_max=0.05).apply(image, np.random.default_rng(7))
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_sensor_model_rejects_bad_clean_fraction(fraction: float) -> None:
+    with pytest.raises(ValueError, match="clean_fraction"):
+        SensorModel(clean_fraction=fraction)
 
 
 def _scene(seed: int) -> LayeredScene:

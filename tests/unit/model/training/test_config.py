@@ -60,6 +60,7 @@ def test_int_is_accepted_for_float(tmp_path: Path) -> None:
             r"stage1_steps may be 0 only",
         ),
         ("[data]\nuniform_blur_fraction = 2.0\n", r"uniform_blur_fraction must be in \[0, 1\]"),
+        ("[data]\nclean_fraction = -0.5\n", r"clean_fraction must be in \[0, 1\]"),
         ("[data]\nmax_radius_px = 4.0\n", r"max_radius_median_px <= data\.max_radius_px"),
         ("[stages]\ntrue_map_fraction = 1.5\n", r"true_map_fraction must be in \[0, 1\]"),
         ("[stages]\ntrue_map_fraction = 0.5\n", r"true_map_fraction must be 0 when"),
