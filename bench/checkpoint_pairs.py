@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-from bench.estimator_bias import kinds
 from bench.pair_tables import gain_cells, mean_of_kinds, pair_scores
-from bench.radius_temperature import SEED
+from bench.radius_temperature import SEED, rule_pairs
 from model.data.pairs import DefocusPatches
 from model.restorer import Restorer, load_restorer
 
@@ -59,11 +58,7 @@ def main() -> None:
     names = " | ".join(str(path) for path in args.checkpoints)
     print(f"| PSNR (dB) | {names} |")
     print("|---" + "|---:" * len(args.checkpoints) + "|")
-    pair_sets = {
-        name: DefocusPatches.from_cache(args.cache, settings, seed=SEED)
-        for name, settings in kinds(args.noise_max).items()
-    }
-    for row in table_rows(restorers, pair_sets, args.pairs):
+    for row in table_rows(restorers, rule_pairs(args.cache, args.noise_max), args.pairs):
         print(row, flush=True)
 
 

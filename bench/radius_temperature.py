@@ -31,6 +31,15 @@ from model.restorer import Restorer, load_restorer
 SEED = 98  # pairs other than bench.estimator_bias's (99) and training's
 
 
+def rule_pairs(cache: Path, noise_sigma_max: float = 0.02) -> dict[str, DefocusPatches]:
+    """The training-like pairs candidates are chosen on, per kind (`bench.estimator_bias.kinds`,
+    seed `SEED`), from the prepared photos in `cache`."""
+    return {
+        name: DefocusPatches.from_cache(cache, settings, seed=SEED)
+        for name, settings in kinds(noise_sigma_max).items()
+    }
+
+
 def scores(
     restorer: Restorer, pairs: DefocusPatches, count: int, temperatures: list[float]
 ) -> np.ndarray:
@@ -75,13 +84,8 @@ def main() -> None:
     print(f"| PSNR (dB) | {header} |")
     print("|---" + "|---:" * len(temperatures) + "|")
     means = []
-    for name, settings in kinds().items():
-        table = scores(
-            restorer,
-            DefocusPatches.from_cache(args.cache, settings, seed=SEED),
-            args.pairs,
-            temperatures,
-        )
+    for name, pairs in rule_pairs(args.cache).items():
+        table = scores(restorer, pairs, args.pairs, temperatures)
         means.append(table.mean(axis=0))
         cells = gain_cells(table)
         print(f"| {name} | {' | '.join(cells)} |", flush=True)

@@ -33,11 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.estimator_bias import kinds
 from bench.pair_tables import Variant, gain_cells, mean_of_kinds, pair_scores
-from bench.radius_temperature import SEED
+from bench.radius_temperature import rule_pairs
 from model.config import DefocusConfig
-from model.data.pairs import DefocusPatches
 from model.deconvolution import WienerBank
 from model.defocus import DefocusFrontEnd, linear_labels
 from model.evaluation.cases import EVAL_PHOTOS, layered_cases, load_eval_photos, synthetic_cases
@@ -166,8 +164,7 @@ def pair_table(variants: Sequence[tuple[str, Restorer]], cache: Path, count: int
         "|---" + "|---:" * (len(variants) + 1) + "|",
     ]
     means = []
-    for name, settings in kinds().items():
-        pairs = DefocusPatches.from_cache(cache, settings, seed=SEED)
+    for name, pairs in rule_pairs(cache).items():
         quality, seconds = pair_scores(pairs, count, [deployed(r) for _, r in variants])
         means.append(quality.mean(axis=0))
         medians = np.median(seconds, axis=0)
